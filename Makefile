@@ -1,0 +1,31 @@
+# The project's commands. Each creates .venv and installs what it needs on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: test test-fast lint demo bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test,lint]"
+	touch $(STAMP)
+
+test: $(STAMP)  ## the whole suite
+	$(BIN)/python -m pytest
+
+test-fast: $(STAMP)  ## the quick inner loop: everything but tests marked slow
+	$(BIN)/python -m pytest -m "not slow" -q
+
+lint: $(STAMP)  ## ruff, formatting, mypy on the packages, layer contracts
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+bench: $(STAMP)  ## print registry scale figures (never pass/fail)
+	$(BIN)/python benchmarks/registry.py
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

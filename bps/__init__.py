@@ -1,0 +1,1 @@
+"""quanta's batch-production layer: submit configs, clustering, generic workflows and engine plugins."""

@@ -1,0 +1,100 @@
+"""Data repositories on disk: the ``butler.yaml`` that says where a repository's registry lives."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ButlerError, RepositoryExistsError, RepositoryNotFoundError
+from .registry import Registry
+
+__all__ = ["CONFIG_NAME", "RepositoryConfig", "create_repository", "open_registry"]
+
+CONFIG_NAME = "butler.yaml"
+"""File name of a repository's configuration, in the repository's root directory."""
+
+ROOT_TOKEN = "<butlerRoot>"
+"""Stands for the repository's root directory in configuration values, so a repository can move."""
+
+
+@dataclass(frozen=True)
+class RepositoryConfig:
+    """Where a repository keeps its registry."""
+
+    root: Path
+    """The repository's root directory."""
+    db: str
+    """SQLAlchemy URL of the registry database (``<butlerRoot>`` already substituted)."""
+    namespace: str | None = None
+    """PostgreSQL schema holding the registry tables (several repositories can share a database)."""
+
+    @classmethod
+    def load(cls, location: str | Path) -> RepositoryConfig:
+        """Read the configuration of the repository at ``location`` (its root or its ``butler.yaml``)."""
+        path = Path(location)
+        config_path = path if path.suffix in (".yaml", ".yml") else path / CONFIG_NAME
+        if not config_path.is_file():
+            raise RepositoryNotFoundError(
+                f"No data repository at {str(location)!r}: {config_path} does not exist "
+                "(create one with 'butler create')."
+            )
+        try:
+            data = yaml.safe_load(config_path.read_text()) or {}
+            registry: dict[str, Any] = data["registry"]
+            db = str(registry["db"])
+        except (yaml.YAMLError, KeyError, TypeError) as err:
+            raise ButlerError(
+                f"Invalid repository configuration {config_path}: expected registry.db ({err})."
+            ) from err
+        root = config_path.parent.resolve()
+        return cls(root, db.replace(ROOT_TOKEN, str(root)), registry.get("namespace"))
+
+
+def create_repository(
+    location: str | Path, db: str | None = None, namespace: str | None = None
+) -> RepositoryConfig:
+    """Create a new repository: its directory, its registry schema, then its ``butler.yaml``.
+
+    ``db`` defaults to a SQLite file inside the repository. Refuses (changing nothing) when a
+    repository already exists at ``location`` or in the database.
+    """
+    root = Path(location)
+    config_path = root / CONFIG_NAME
+    if config_path.exists():
+        raise RepositoryExistsError(f"A data repository already exists at {str(location)!r} ({config_path}).")
+    made_root = not root.exists()
+    root.mkdir(parents=True, exist_ok=True)
+    stored_db = db if db is not None else f"sqlite:///{ROOT_TOKEN}/registry.sqlite3"
+    resolved_db = stored_db.replace(ROOT_TOKEN, str(root.resolve()))
+    try:
+        Registry.create(resolved_db, namespace=namespace).close()
+        text = yaml.safe_dump({"registry": {"db": stored_db, "namespace": namespace}}, sort_keys=False)
+        _write_atomically(config_path, text)
+    except BaseException:
+        if made_root:
+            shutil.rmtree(root, ignore_errors=True)
+        raise
+    return RepositoryConfig(root.resolve(), resolved_db, namespace)
+
+
+def open_registry(location: str | Path) -> Registry:
+    """Open the registry of the repository at ``location``."""
+    config = RepositoryConfig.load(location)
+    return Registry.open(config.db, namespace=config.namespace)
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w") as stream:
+            stream.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise

@@ -1,0 +1,1 @@
+"""Data only: bps defaults, engine templates and example pipelines shipped with quanta."""
