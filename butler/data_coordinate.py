@@ -32,7 +32,7 @@ def validate_key_value(element: DimensionElement, value: Any) -> DataIdValue:
         raise DataIdError(
             f"Data ID value for {element.name!r} is longer than {element.key.length} characters: {value!r}."
         )
-    return value
+    return str(value)
 
 
 class DataCoordinate(Mapping[str, DataIdValue]):

@@ -12,7 +12,7 @@ import sqlalchemy as sa
 
 from .collections import CollectionManager, CollectionRecord, CollectionType
 from .data_coordinate import DataCoordinate
-from .database import Database, chunked
+from .database import Database, bulk_insert, chunked
 from .dataset_types import DatasetTypeManager, RegisteredDatasetType
 from .datasets import DatasetIdGenerationMode, DatasetRef, DatasetType, dataset_id_for
 from .errors import (
@@ -25,6 +25,9 @@ from .schema import RegistryTables
 from .timespan import Timespan
 
 __all__ = ["DatasetRecordStorage"]
+
+_DATASET_COLUMNS = ("dataset_id", "dataset_type_id", "run_id", "ingest_date")
+_TAG_COLUMNS = ("dataset_type_id", "collection_id", "dataset_id")
 
 
 class DatasetRecordStorage:
@@ -98,30 +101,20 @@ class DatasetRecordStorage:
             return
         now = time.time_ns()
         keys = registered.dataset_type.dimensions.required
-        dataset_rows = [
-            {"dataset_id": ref.id, "dataset_type_id": registered.id, "run_id": run.id, "ingest_date": now}
-            for ref in refs
-        ]
-        tag_rows = [
-            {
-                "dataset_type_id": registered.id,
-                "collection_id": run.id,
-                "dataset_id": ref.id,
-                **dict(zip(keys, ref.data_id.required_values, strict=True)),
-            }
-            for ref in refs
-        ]
+        type_id, run_id = registered.id, run.id
+        dataset_rows = [(ref.id, type_id, run_id, now) for ref in refs]
+        tag_rows = [(type_id, run_id, ref.id, *ref.data_id.required_values) for ref in refs]
         with self._db.transaction() as conn:
             savepoint = conn.begin_nested()
             try:
-                for chunk in chunked(dataset_rows, 50_000):
-                    conn.execute(sa.insert(self._tables.dataset), chunk)
-                for chunk in chunked(tag_rows, 50_000):
-                    conn.execute(sa.insert(registered.tables.tags), chunk)
-            except sa.exc.IntegrityError:
+                bulk_insert(conn, self._tables.dataset, _DATASET_COLUMNS, dataset_rows)
+                bulk_insert(conn, registered.tables.tags, (*_TAG_COLUMNS, *keys), tag_rows)
+            except (sa.exc.IntegrityError, conn.dialect.loaded_dbapi.IntegrityError) as err:
                 savepoint.rollback()
                 self._explain_insert_failure(conn, registered, run, refs)
-                raise
+                raise ConflictingDefinitionError(
+                    f"Inserting {len(refs)} {registered.dataset_type.name} datasets into {run.name!r} failed: {err}"
+                ) from err
             savepoint.commit()
 
     def _explain_insert_failure(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import json
 import re
 import uuid
 from collections.abc import Iterable
@@ -35,7 +36,7 @@ class DatasetType:
         is_calibration: bool = False,
         universe: DimensionUniverse | None = None,
     ) -> None:
-        if not isinstance(name, str) or not _NAME_PATTERN.match(name):
+        if not isinstance(name, str) or not _NAME_PATTERN.fullmatch(name):
             raise DatasetTypeError(
                 f"Invalid dataset type name {name!r}: expected letters, digits and underscores, "
                 "not starting with a digit, with optional '.component' suffixes."
@@ -110,8 +111,9 @@ def dataset_id_for(
     """The UUID a new dataset gets under ``mode``."""
     if mode is DatasetIdGenerationMode.UNIQUE:
         return uuid.uuid4()
-    key = ",".join(f"{k}={v}" for k, v in data_id.required.items())
-    return uuid.uuid5(_DATASET_NAMESPACE, f"{dataset_type.name};{key};{run}")
+    # JSON keeps the parts unambiguous whatever characters names and values contain.
+    key = json.dumps([dataset_type.name, list(data_id.required.items()), run])
+    return uuid.uuid5(_DATASET_NAMESPACE, key)
 
 
 @dataclass(frozen=True, slots=True)

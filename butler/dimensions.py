@@ -120,6 +120,13 @@ class DimensionUniverse:
         for element in elements:
             self._elements[element.name] = self._with_required_closure(element)
         self.spatial_joins: tuple[tuple[str, str], ...] = tuple(spatial_joins)
+        for pair in self.spatial_joins:
+            for name in pair:
+                if name not in self._elements or not self._elements[name].has_region:
+                    raise ButlerError(
+                        f"Dimension universe: spatial join {list(pair)} names {name!r}, which is not an element "
+                        "with a region."
+                    )
         self._order = {name: index for index, name in enumerate(self._elements)}
         self._groups: dict[frozenset[str], DimensionGroup] = {}
 
@@ -144,8 +151,8 @@ class DimensionUniverse:
             elements = [_element_from_config(name, spec or {}) for name, spec in config["elements"].items()]
             joins = [(a, b) for a, b in config.get("spatial_joins", [])]
             return cls(str(config["name"]), int(config["version"]), elements, joins)
-        except (KeyError, TypeError, ValueError) as err:
-            raise ButlerError(f"Invalid dimension universe in {source}: {err}") from err
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
+            raise ButlerError(f"Invalid dimension universe in {source}: {err!r}") from err
 
     @classmethod
     def from_file(cls, path: str | Path) -> DimensionUniverse:
@@ -197,8 +204,11 @@ class DimensionUniverse:
         return tuple(sorted(names, key=self._order.__getitem__))
 
     def group(self, names: Iterable[str]) -> DimensionGroup:
-        """The `DimensionGroup` of the given dimensions plus everything they require or imply."""
-        key = frozenset(names)
+        """The `DimensionGroup` of the given dimensions plus everything they require or imply.
+
+        A single name may be given as a plain string.
+        """
+        key = frozenset([names] if isinstance(names, str) else names)
         group = self._groups.get(key)
         if group is None:
             group = DimensionGroup(self, key)

@@ -482,9 +482,13 @@ class _Compiler:
             return sqlalchemy.and_(
                 _precedes(interval.begin, other, strict=False), _precedes(other, interval.end, strict=True)
             )
+        # Half-open intervals share an instant when each starts before the other ends and
+        # neither is empty.
         return sqlalchemy.and_(
             _precedes(interval.begin, other.end, strict=True),
             _precedes(other.begin, interval.end, strict=True),
+            _precedes(interval.begin, interval.end, strict=True),
+            _precedes(other.begin, other.end, strict=True),
         )
 
 

@@ -29,6 +29,7 @@ from .errors import (
 from .registry_queries import RegistryQueries
 from .schema import SCHEMA_VERSION, RegistryTables
 from .timespan import Timespan
+from .timing import log_duration
 
 __all__ = ["DatastoreRecord", "Registry"]
 
@@ -163,7 +164,7 @@ class Registry:
         skip_existing: bool = False,
     ) -> int:
         """Bulk-insert records of ``element``; returns how many were inserted. See `DimensionRecordStorage.insert`."""
-        with self.transaction():
+        with self.transaction(), log_duration(_LOG, f"Inserted {element} records"):
             return self._records.insert(element, records, skip_existing=skip_existing)
 
     def sync_dimension_records(
@@ -223,12 +224,13 @@ class Registry:
         id_generation_mode: DatasetIdGenerationMode = DatasetIdGenerationMode.UNIQUE,
     ) -> list[DatasetRef]:
         """Create datasets in RUN ``run`` in one transaction; returns their refs."""
-        with self.transaction():
+        name = dataset_type if isinstance(dataset_type, str) else dataset_type.name
+        with self.transaction(), log_duration(_LOG, f"Inserted {name} datasets into {run!r}"):
             return self._datasets.insert(dataset_type, run, data_ids, id_generation_mode)
 
     def import_datasets(self, refs: Iterable[DatasetRef]) -> list[DatasetRef]:
         """Store refs under their own UUIDs; already-present identical refs are skipped. Returns new ones."""
-        with self.transaction():
+        with self.transaction(), log_duration(_LOG, "Imported datasets"):
             return self._datasets.import_refs(refs)
 
     def get_dataset(self, dataset_id: uuid.UUID | str) -> DatasetRef | None:
@@ -395,7 +397,9 @@ class Registry:
         find_first: bool = True,
     ) -> list[DatasetRef]:
         """Datasets of one type in ``collections`` (searched in order) matching ``where``; see `RegistryQueries`."""
-        return self._queries.datasets(dataset_type, collections, where, bind, data_id, find_first)
+        name = dataset_type if isinstance(dataset_type, str) else dataset_type.name
+        with log_duration(_LOG, f"Queried {name} datasets", logging.DEBUG):
+            return self._queries.datasets(dataset_type, collections, where, bind, data_id, find_first)
 
     def query_data_ids(
         self,

@@ -254,8 +254,14 @@ def _overlaps(
     b_begin: sa.ColumnElement[Any],
     b_end: sa.ColumnElement[Any],
 ) -> sa.ColumnElement[bool]:
-    """SQL for "half-open intervals [a_begin, a_end) and [b_begin, b_end) overlap"; NULL bounds are infinite."""
+    """SQL for "half-open intervals [a_begin, a_end) and [b_begin, b_end) overlap"; NULL bounds are infinite.
+
+    Empty intervals (begin == end) overlap nothing, as in `Timespan.overlaps`.
+    """
+
+    def before(x: sa.ColumnElement[Any], y: sa.ColumnElement[Any]) -> sa.ColumnElement[bool]:
+        return sa.or_(x.is_(None), y.is_(None), x < y)
+
     return sa.and_(
-        sa.or_(a_begin.is_(None), b_end.is_(None), a_begin < b_end),
-        sa.or_(b_begin.is_(None), a_end.is_(None), b_begin < a_end),
+        before(a_begin, b_end), before(b_begin, a_end), before(a_begin, a_end), before(b_begin, b_end)
     )

@@ -28,18 +28,32 @@ def region_from_value(value: Any) -> Any:
 
     Accepts a Region, its encoded bytes or their hex string, or a mapping with one of
     ``polygon: [[ra, dec], ...]`` (degrees, convex, counter-clockwise or clockwise),
-    ``circle: [ra, dec, radius]`` (degrees) or ``box: [ra_min, ra_max, dec_min, dec_max]`` (degrees).
+    ``circle: [ra, dec, radius]`` (degrees) or ``box: [ra_min, ra_max, dec_min, dec_max]`` (degrees; the polygon through its corners).
     Raises ValueError describing the accepted forms otherwise.
     """
     if value is None or isinstance(value, sphgeom.Region):
         return value
+    try:
+        region = _parse_region(value)
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise ValueError(f"cannot read region {value!r} ({err}): {_ACCEPTED_FORMS}") from None
+    if region is None:
+        raise ValueError(f"cannot read region {value!r}: {_ACCEPTED_FORMS}")
+    return region
+
+
+_ACCEPTED_FORMS = (
+    "expected an lsst.sphgeom.Region, hex-encoded region bytes, or one of {polygon: [[ra, dec], ...]}, "
+    "{circle: [ra, dec, radius]}, {box: [ra_min, ra_max, dec_min, dec_max]} in degrees"
+)
+
+
+def _parse_region(value: Any) -> Any:
+    """The region ``value`` describes, None if it is of no accepted form; parse errors propagate."""
     if isinstance(value, bytes | bytearray):
         return sphgeom.Region.decode(bytes(value))
     if isinstance(value, str):
-        try:
-            return sphgeom.Region.decode(bytes.fromhex(value))
-        except ValueError as err:
-            raise ValueError(f"region string is not hex-encoded sphgeom bytes: {err}") from None
+        return sphgeom.Region.decode(bytes.fromhex(value))
     if isinstance(value, Mapping) and len(value) == 1:
         ((kind, spec),) = value.items()
         if kind == "polygon":
@@ -48,15 +62,11 @@ def region_from_value(value: Any) -> Any:
             ra, dec, radius = (float(v) for v in spec)
             return sphgeom.Circle(_vector(ra, dec), sphgeom.Angle.fromDegrees(radius))
         if kind == "box":
+            # The convex polygon through the four corners (great-circle edges), so that overlap
+            # tests with other polygons are exact; sphgeom's Box-polygon test is only conservative.
             ra_min, ra_max, dec_min, dec_max = (float(v) for v in spec)
-            return sphgeom.Box(
-                sphgeom.LonLat.fromDegrees(ra_min, dec_min), sphgeom.LonLat.fromDegrees(ra_max, dec_max)
-            )
-    raise ValueError(
-        f"cannot read region {value!r}: expected an lsst.sphgeom.Region, hex-encoded region bytes, "
-        "or one of {polygon: [[ra, dec], ...]}, {circle: [ra, dec, radius]}, {box: [ra_min, ra_max, dec_min, dec_max]} "
-        "in degrees"
-    )
+            return _polygon([[ra_min, dec_min], [ra_max, dec_min], [ra_max, dec_max], [ra_min, dec_max]])
+    return None
 
 
 def _polygon(vertices: Sequence[Sequence[float]]) -> Any:
@@ -85,12 +95,20 @@ def _index_pixels(region: Any) -> list[int]:
     return pixels
 
 
+def _may_overlap(a: Any, b: Any) -> bool:
+    """Exact overlap test where sphgeom can decide it; otherwise the conservative `relate` answer."""
+    decided = a.overlaps(b)
+    if decided is not None:
+        return bool(decided)
+    return not (a.relate(b) & sphgeom.DISJOINT)
+
+
 def find_overlaps(
     left: Iterable[tuple[tuple[Any, ...], Any]], right: Iterable[tuple[tuple[Any, ...], Any]]
 ) -> list[tuple[tuple[Any, ...], tuple[Any, ...]]]:
     """Pairs of keys whose regions overlap, from ``(key, region)`` items on each side.
 
-    Candidates come from a shared HTM index; each candidate pair is then tested exactly.
+    Candidates come from a shared HTM index; each candidate pair is then tested exactly where sphgeom can decide it (conservatively otherwise).
     """
     by_pixel: dict[int, list[tuple[tuple[Any, ...], Any]]] = {}
     for key, region in right:
@@ -108,6 +126,6 @@ def find_overlaps(
                 if right_key in seen:
                     continue
                 seen.add(right_key)
-                if not (left_region.relate(right_region) & sphgeom.DISJOINT):
+                if _may_overlap(left_region, right_region):
                     pairs.append((left_key, right_key))
     return pairs

@@ -62,8 +62,15 @@ class Timespan:
         """End as an aware UTC datetime, or None if unbounded."""
         return None if self.end_ns is None else ns_to_datetime(self.end_ns)
 
+    @property
+    def is_empty(self) -> bool:
+        """Whether the interval contains no instant (begin == end)."""
+        return self.begin_ns is not None and self.begin_ns == self.end_ns
+
     def overlaps(self, other: Timespan) -> bool:
-        """Whether the two half-open intervals share any instant."""
+        """Whether the two half-open intervals share any instant (an empty interval overlaps nothing)."""
+        if self.is_empty or other.is_empty:
+            return False
         starts_before_other_ends = (
             self.begin_ns is None or other.end_ns is None or self.begin_ns < other.end_ns
         )

@@ -206,3 +206,28 @@ def test_decertify_trims_and_splits(populated: Registry) -> None:
 
     # Exposures start at 21:00, 22:00, 20:00 on day one (1-3) and again on day two (4-6).
     assert [valid_for(e) for e in range(1, 7)] == [True, False, True, False, True, False]
+
+
+@pytest.mark.slow
+def test_bulk_insert_is_one_transaction(registry: Registry) -> None:
+    """100k+ refs go in together; one bad data ID at the very end leaves none of them behind."""
+    registry.insert_dimension_records("instrument", [{"name": "Cam"}])
+    registry.insert_dimension_records("band", [{"name": "g"}])
+    registry.insert_dimension_records("physical_filter", [{"instrument": "Cam", "name": "g", "band": "g"}])
+    registry.insert_dimension_records("day_obs", [{"instrument": "Cam", "id": 1}])
+    registry.insert_dimension_records("detector", [{"instrument": "Cam", "id": d} for d in range(100)])
+    registry.insert_dimension_records(
+        "exposure",
+        [{"instrument": "Cam", "id": e, "physical_filter": "g", "day_obs": 1} for e in range(1001)],
+    )
+    registry.register_dataset_type(RAW)
+    registry.register_run("bulk")
+    good = [{"instrument": "Cam", "exposure": e, "detector": d} for e in range(1000) for d in range(100)]
+    with pytest.raises(DataIdValueError, match="exposure"):
+        registry.insert_datasets(
+            "raw", [*good, {"instrument": "Cam", "exposure": 5000, "detector": 0}], "bulk"
+        )
+    assert count(registry, "raw", "bulk") == 0
+    extra = [{"instrument": "Cam", "exposure": 1000, "detector": d} for d in range(100)]
+    assert len(registry.insert_datasets("raw", good + extra, "bulk")) == 100_100
+    assert count(registry, "raw", "bulk") == 100_100
