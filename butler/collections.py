@@ -13,6 +13,7 @@ from .database import Database, inserted_id
 from .dimensions import unknown_name_message
 from .errors import (
     CollectionCycleError,
+    CollectionError,
     CollectionTypeError,
     ConflictingDefinitionError,
     MissingCollectionError,
@@ -100,7 +101,7 @@ class CollectionManager:
         """The record of collection ``name``; `MissingCollectionError` (with suggestions) if absent."""
         record = self.find(name)
         if record is None:
-            raise MissingCollectionError(unknown_name_message("collection", name, self._by_name))
+            raise MissingCollectionError(unknown_name_message("collection", name, sorted(self._by_name)))
         return record
 
     def get_by_id(self, collection_id: int) -> CollectionRecord:
@@ -122,7 +123,7 @@ class CollectionManager:
         Raises `ConflictingDefinitionError` if it exists with another type.
         """
         if not name or len(name) > 128:
-            raise ValueError(f"Invalid collection name {name!r}: must be 1 to 128 characters.")
+            raise CollectionError(f"Invalid collection name {name!r}: must be 1 to 128 characters.")
         existing = self.find(name)
         if existing is not None:
             if existing.type is not type:
@@ -202,10 +203,15 @@ class CollectionManager:
                 raise MissingCollectionError(f"Chain {name!r} has no children {missing}; it has {current}.")
             new = [c for c in current if c not in children]
         else:
-            positions = sorted({int(p) for p in children} or {0}, reverse=True)
+            try:
+                positions = sorted({int(p) for p in children} or {0}, reverse=True)
+            except ValueError:
+                raise CollectionError(
+                    f"Chain positions to pop must be integers, got {list(children)}."
+                ) from None
             for position in positions:
                 if not -len(current) <= position < len(current):
-                    raise IndexError(
+                    raise CollectionError(
                         f"Chain {name!r} has {len(current)} children; cannot pop position {position}."
                     )
                 current.pop(position)

@@ -102,8 +102,7 @@ def bulk_insert(
     quoted = ", ".join(conn.dialect.identifier_preparer.quote(c) for c in columns)
     name = conn.dialect.identifier_preparer.format_table(table)
     uuid_positions = [i for i, c in enumerate(columns) if isinstance(table.c[c].type, sa.Uuid)]
-    dbapi_connection = conn.connection.dbapi_connection
-    assert dbapi_connection is not None
+    dbapi_connection: Any = conn.connection.dbapi_connection
     if dialect == "postgresql":
         with dbapi_connection.cursor() as cursor, cursor.copy(f"COPY {name} ({quoted}) FROM STDIN") as copy:
             for row in rows:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 import time
 import uuid
 from collections import defaultdict
@@ -14,7 +15,8 @@ from .collections import CollectionManager, CollectionRecord, CollectionType
 from .data_coordinate import DataCoordinate
 from .database import Database, bulk_insert, chunked
 from .dataset_types import DatasetTypeManager, RegisteredDatasetType
-from .datasets import DatasetIdGenerationMode, DatasetRef, DatasetType, dataset_id_for
+from .datasets import DatasetIdGenerationMode, DatasetRef, DatasetType, dataset_id_for, random_dataset_ids
+from .dimension_records import DimensionRecordStorage
 from .errors import (
     CollectionTypeError,
     ConflictingDefinitionError,
@@ -34,9 +36,15 @@ class DatasetRecordStorage:
     """Writes dataset rows and their collection memberships, always in bulk."""
 
     def __init__(
-        self, db: Database, tables: RegistryTables, collections: CollectionManager, types: DatasetTypeManager
+        self,
+        db: Database,
+        tables: RegistryTables,
+        collections: CollectionManager,
+        types: DatasetTypeManager,
+        dimension_records: DimensionRecordStorage,
     ) -> None:
         self._db = db
+        self._dimension_records = dimension_records
         self._tables = tables
         self._collections = collections
         self._types = types
@@ -54,11 +62,17 @@ class DatasetRecordStorage:
         registered = self._registered(dataset_type)
         parent = registered.dataset_type
         group = parent.dimensions
-        refs = []
-        for data_id in data_ids:
-            if not (isinstance(data_id, DataCoordinate) and data_id.dimensions == group):
-                data_id = DataCoordinate.standardize(data_id, dimensions=group)
-            refs.append(DatasetRef(parent, data_id, run, dataset_id_for(parent, data_id, run, mode)))
+        standardized = [
+            d
+            if isinstance(d, DataCoordinate) and d.dimensions == group
+            else DataCoordinate.standardize(d, dimensions=group)
+            for d in data_ids
+        ]
+        if mode is DatasetIdGenerationMode.UNIQUE:
+            ids = random_dataset_ids(len(standardized))
+        else:
+            ids = [dataset_id_for(parent, d, run, mode) for d in standardized]
+        refs = [DatasetRef(parent, d, run, i) for d, i in zip(standardized, ids, strict=True)]
         self._write(registered, self._run(run), refs)
         return refs
 
@@ -105,6 +119,7 @@ class DatasetRecordStorage:
         dataset_rows = [(ref.id, type_id, run_id, now) for ref in refs]
         tag_rows = [(type_id, run_id, ref.id, *ref.data_id.required_values) for ref in refs]
         with self._db.transaction() as conn:
+            self._check_data_id_values(conn, registered.dataset_type, refs)
             savepoint = conn.begin_nested()
             try:
                 bulk_insert(conn, self._tables.dataset, _DATASET_COLUMNS, dataset_rows)
@@ -116,6 +131,28 @@ class DatasetRecordStorage:
                     f"Inserting {len(refs)} {registered.dataset_type.name} datasets into {run.name!r} failed: {err}"
                 ) from err
             savepoint.commit()
+
+    def _check_data_id_values(
+        self, conn: sa.Connection, dataset_type: DatasetType, refs: Sequence[DatasetRef]
+    ) -> None:
+        """Raise `DataIdValueError` if a data ID names a dimension value that has no record."""
+        group = dataset_type.dimensions
+        universe = self._tables.universe
+        for dimension in group.required:
+            positions = [group.required.index(c) for c in universe[dimension].key_columns]
+            if len(positions) == 1:
+                (position,) = positions
+                wanted = {(ref.data_id.required_values[position],) for ref in refs}
+            else:
+                pick = operator.itemgetter(*positions)
+                wanted = {pick(ref.data_id.required_values) for ref in refs}
+            missing = self._dimension_records.missing_keys(conn, dimension, wanted)
+            if missing:
+                example = dict(zip(universe[dimension].key_columns, sorted(missing, key=str)[0], strict=True))
+                raise DataIdValueError(
+                    f"{len(missing)} {dimension} value(s) used by {dataset_type.name} data IDs have no {dimension} "
+                    f"record, e.g. {example}; insert the dimension records first."
+                )
 
     def _explain_insert_failure(
         self,
@@ -146,17 +183,6 @@ class DatasetRecordStorage:
                 raise ConflictingDefinitionError(
                     f"A {name} dataset with data ID {ref.data_id} already exists in run {run.name!r}."
                 )
-        for dim in keys:
-            element = self._tables.universe[dim]
-            table = self._tables.dimensions[dim]
-            present = {tuple(r) for r in conn.execute(sa.select(*(table.c[c] for c in element.key_columns)))}
-            for ref in refs:
-                value = tuple(ref.data_id[c] for c in element.key_columns)
-                if value not in present:
-                    raise DataIdValueError(
-                        f"{name} data ID {ref.data_id} refers to {dim} {dict(zip(element.key_columns, value, strict=True))}"
-                        f", which has no {dim} record."
-                    )
         dataset = self._tables.dataset
         for chunk in chunked([r.id for r in refs], 1000):
             row = conn.execute(sa.select(dataset.c.dataset_id).where(dataset.c.dataset_id.in_(chunk))).first()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import json
+import os
 import re
 import uuid
 from collections.abc import Iterable
@@ -13,7 +14,7 @@ from .data_coordinate import DataCoordinate
 from .dimensions import DimensionGroup, DimensionUniverse
 from .errors import DatasetTypeError
 
-__all__ = ["DatasetIdGenerationMode", "DatasetRef", "DatasetType", "dataset_id_for"]
+__all__ = ["DatasetIdGenerationMode", "DatasetRef", "DatasetType", "dataset_id_for", "random_dataset_ids"]
 
 _NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 _DATASET_NAMESPACE = uuid.UUID("840b31d9-05cd-5161-b2c8-00d32b280d0f")
@@ -103,6 +104,12 @@ class DatasetIdGenerationMode(enum.Enum):
     """A random UUID4 for every dataset."""
     DATAID_TYPE_RUN = "dataid_type_run"
     """A UUID5 from dataset type, data ID and run: the same inputs always give the same ID (idempotent ingest)."""
+
+
+def random_dataset_ids(count: int) -> list[uuid.UUID]:
+    """``count`` random (version 4) UUIDs, drawing the random bytes in one call."""
+    data = os.urandom(16 * count)
+    return [uuid.UUID(bytes=data[i : i + 16], version=4) for i in range(0, 16 * count, 16)]
 
 
 def dataset_id_for(

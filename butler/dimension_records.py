@@ -21,9 +21,12 @@ __all__ = ["DimensionRecordStorage", "parse_field_text"]
 _LOG = logging.getLogger(__name__)
 
 
-def parse_field_text(element: DimensionElement, name: str, text: str) -> Any:
-    """Convert text (from CSV or a command line) to the Python value of field ``name`` of ``element``."""
-    spec = _field_specs(element).get(name)
+def parse_field_text(universe: DimensionUniverse, element: DimensionElement, name: str, text: str) -> Any:
+    """Convert text (from CSV or a command line) to the Python value of field ``name`` of ``element``.
+
+    An empty string is None; text for an unknown field is returned unchanged (validation names it later).
+    """
+    spec = _field_specs(universe, element).get(name)
     if spec is None or text == "":
         return None if text == "" else text
     try:
@@ -38,10 +41,16 @@ def parse_field_text(element: DimensionElement, name: str, text: str) -> Any:
     return text
 
 
-def _field_specs(element: DimensionElement) -> dict[str, FieldSpec]:
+def _field_specs(universe: DimensionUniverse, element: DimensionElement) -> dict[str, FieldSpec]:
+    """Field name -> spec for every field of ``element``'s records, including other dimensions' keys."""
     specs: dict[str, FieldSpec] = {m.name: m for m in element.metadata}
+    for dimension in element.required_dimensions + element.implies:
+        key = universe[dimension].key
+        if key is not None:
+            specs[dimension] = key
     if element.key is not None:
         specs[element.key.name] = element.key
+        specs[element.name] = element.key
     return specs
 
 
@@ -186,6 +195,21 @@ class DimensionRecordStorage:
             if new_rows:
                 self._write_rows(conn, element, new_rows)
         return inserted
+
+    def missing_keys(
+        self, conn: sa.Connection, element_name: str, keys: set[tuple[Any, ...]]
+    ) -> set[tuple[Any, ...]]:
+        """Which of ``keys`` (values of the element's key columns) have no record."""
+        element = self.universe[element_name]
+        table = self._tables.dimensions[element.name]
+        columns = [table.c[c] for c in element.key_columns]
+        found: set[tuple[Any, ...]] = set()
+        for chunk in chunked(sorted(keys, key=str), 500):
+            condition = (
+                sa.tuple_(*columns).in_(chunk) if len(columns) > 1 else columns[0].in_([k[0] for k in chunk])
+            )
+            found.update(tuple(row) for row in conn.execute(sa.select(*columns).where(condition)))
+        return keys - found
 
     def _existing_rows(
         self, conn: sa.Connection, element: DimensionElement, rows: Sequence[Mapping[str, Any]]

@@ -5,6 +5,7 @@ from __future__ import annotations
 __all__ = [
     "ButlerError",
     "CollectionCycleError",
+    "CollectionError",
     "CollectionTypeError",
     "ConflictingDefinitionError",
     "DataIdError",
@@ -81,6 +82,10 @@ class MissingCollectionError(ButlerError, KeyError):
 
 class CollectionTypeError(ButlerError, TypeError):
     """An operation is not valid for the type of the collection it was given."""
+
+
+class CollectionError(ButlerError, ValueError):
+    """A collection name or chain position is invalid."""
 
 
 class CollectionCycleError(ButlerError, ValueError):

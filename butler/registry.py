@@ -59,7 +59,7 @@ class Registry:
         self._collections = CollectionManager(db, tables)
         self._types = DatasetTypeManager(db, tables, component_storage_classes)
         self._records = DimensionRecordStorage(db, tables)
-        self._datasets = DatasetRecordStorage(db, tables, self._collections, self._types)
+        self._datasets = DatasetRecordStorage(db, tables, self._collections, self._types, self._records)
         self._queries = RegistryQueries(db, tables, self._collections, self._types, self._records)
 
     # -- opening -----------------------------------------------------------------------------

@@ -68,6 +68,8 @@ def create_repository(
     config_path = root / CONFIG_NAME
     if config_path.exists():
         raise RepositoryExistsError(f"A data repository already exists at {str(location)!r} ({config_path}).")
+    if root.exists() and not root.is_dir():
+        raise RepositoryExistsError(f"Cannot create a data repository at {str(location)!r}: it is a file.")
     made_root = not root.exists()
     root.mkdir(parents=True, exist_ok=True)
     stored_db = db if db is not None else f"sqlite:///{ROOT_TOKEN}/registry.sqlite3"
