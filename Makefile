@@ -24,6 +24,18 @@ lint: $(STAMP)  ## ruff, formatting, mypy on the packages, layer contracts
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
+DEMO_REPO := demo-repo
+
+demo: $(STAMP)  ## build a small DemoCam registry repository with the butler CLI and query it
+	rm -rf $(DEMO_REPO)
+	PATH="$(abspath $(BIN)):$$PATH" bash docs/examples/registry-demo/run.sh $(DEMO_REPO)
+	@echo
+	@echo "The demo repository is in $(abspath $(DEMO_REPO)) (registry: $(DEMO_REPO)/registry.sqlite3)."
+	@echo "Query it, for example:"
+	@echo "  $(BIN)/butler query-collections $(DEMO_REPO)"
+	@echo "  $(BIN)/butler query-datasets $(DEMO_REPO) raw --collections DemoCam/defaults --where \"band = 'r'\""
+	@echo "  $(BIN)/butler query-data-ids $(DEMO_REPO) visit detector --where \"skymap = 'demo_sky' AND patch = 0\""
+
 bench: $(STAMP)  ## print registry scale figures (never pass/fail)
 	$(BIN)/python benchmarks/registry.py
 
