@@ -30,7 +30,8 @@ def records() -> dict[str, list[dict[str, object]]]:
         "band": [{"name": b} for b in BANDS],
         "physical_filter": [inst | {"name": f"{b}_01", "band": b} for b in BANDS],
         "detector": [
-            inst | {"id": d, "full_name": f"R0{d // 3}S0{d % 3}", "purpose": "WAVEFRONT" if d == 4 else "SCIENCE"}
+            inst
+            | {"id": d, "full_name": f"R0{d // 3}S0{d % 3}", "purpose": "WAVEFRONT" if d == 4 else "SCIENCE"}
             for d in range(9)
         ],
         "day_obs": [
@@ -50,9 +51,19 @@ def records() -> dict[str, list[dict[str, object]]]:
     for row in range(2):
         for col in range(2):
             out["patch"].append(
-                {"skymap": "demo_sky", "tract": 0, "id": 2 * row + col, "cell_x": col, "cell_y": row,
-                 "region": box(ra0 + col * half_ra, ra0 + (col + 1) * half_ra,
-                               dec0 + row * half_dec, dec0 + (row + 1) * half_dec)}
+                {
+                    "skymap": "demo_sky",
+                    "tract": 0,
+                    "id": 2 * row + col,
+                    "cell_x": col,
+                    "cell_y": row,
+                    "region": box(
+                        ra0 + col * half_ra,
+                        ra0 + (col + 1) * half_ra,
+                        dec0 + row * half_dec,
+                        dec0 + (row + 1) * half_dec,
+                    ),
+                }
             )
     exposure = 0
     for night_index, (day, date) in enumerate(NIGHTS.items()):
@@ -64,24 +75,42 @@ def records() -> dict[str, list[dict[str, object]]]:
             begin = f"{date}T2{index}:00:00"
             end = f"{date}T2{index}:00:30"
             common = inst | {"id": exposure, "physical_filter": f"{band}_01", "day_obs": day}
-            out["exposure"].append(common | {
-                "obs_id": f"DC_{day}_{exposure:04d}", "exposure_time": 30.0, "observation_type": "science",
-                "science_program": "demo-survey", "zenith_angle": 20.0 + 5 * index,
-                "timespan": {"begin": begin, "end": end},
-            })
-            out["visit"].append(common | {
-                "name": f"v{exposure}", "exposure_time": 30.0, "science_program": "demo-survey",
-                "zenith_angle": 20.0 + 5 * index, "timespan": {"begin": begin, "end": end},
-                "region": box(ra - 0.3, ra + 0.3, dec - 0.3, dec + 0.3),
-            })
+            out["exposure"].append(
+                common
+                | {
+                    "obs_id": f"DC_{day}_{exposure:04d}",
+                    "exposure_time": 30.0,
+                    "observation_type": "science",
+                    "science_program": "demo-survey",
+                    "zenith_angle": 20.0 + 5 * index,
+                    "timespan": {"begin": begin, "end": end},
+                }
+            )
+            out["visit"].append(
+                common
+                | {
+                    "name": f"v{exposure}",
+                    "exposure_time": 30.0,
+                    "science_program": "demo-survey",
+                    "zenith_angle": 20.0 + 5 * index,
+                    "timespan": {"begin": begin, "end": end},
+                    "region": box(ra - 0.3, ra + 0.3, dec - 0.3, dec + 0.3),
+                }
+            )
             out["visit_definition"].append(inst | {"exposure": exposure, "visit": exposure})
             for detector in range(9):
                 dra = (detector % 3 - 1.5) * DETECTOR_SIZE
                 ddec = (detector // 3 - 1.5) * DETECTOR_SIZE
-                out["visit_detector_region"].append(inst | {
-                    "visit": exposure, "detector": detector,
-                    "region": box(ra + dra, ra + dra + DETECTOR_SIZE, dec + ddec, dec + ddec + DETECTOR_SIZE),
-                })
+                out["visit_detector_region"].append(
+                    inst
+                    | {
+                        "visit": exposure,
+                        "detector": detector,
+                        "region": box(
+                            ra + dra, ra + dra + DETECTOR_SIZE, dec + ddec, dec + ddec + DETECTOR_SIZE
+                        ),
+                    }
+                )
     return out
 
 
