@@ -282,6 +282,10 @@ class Registry:
         """Create a RUN collection; False if it exists."""
         return self.register_collection(name, CollectionType.RUN, doc)
 
+    def has_collection(self, name: str) -> bool:
+        """Whether a collection called ``name`` exists."""
+        return self._collections.find(name) is not None
+
     def get_collection_type(self, name: str) -> CollectionType:
         """The type of collection ``name``."""
         return self._collections.get(name).type
@@ -372,6 +376,13 @@ class Registry:
                 ).mappings()
                 found.extend(dict(r) for r in rows)
         return found
+
+    def all_datastore_records(self, datastore_name: str) -> list[DatastoreRecord]:
+        """Every row of ``datastore_name``."""
+        table = self._tables.datastore_record
+        with self._db.transaction() as conn:
+            rows = conn.execute(sa.select(table).where(table.c.datastore_name == datastore_name)).mappings()
+            return [dict(r) for r in rows]
 
     def delete_datastore_records(self, datastore_name: str, dataset_ids: Iterable[uuid.UUID]) -> None:
         """Remove rows of ``datastore_name`` for the given datasets."""

@@ -11,6 +11,7 @@ from typing import Any
 
 import yaml
 
+from .datastore_config import FileDatastoreConfig, default_datastore_mapping
 from .errors import ButlerError, RepositoryExistsError, RepositoryNotFoundError
 from .registry import Registry
 
@@ -25,7 +26,7 @@ ROOT_TOKEN = "<butlerRoot>"
 
 @dataclass(frozen=True)
 class RepositoryConfig:
-    """Where a repository keeps its registry."""
+    """Where a repository keeps its registry and its files."""
 
     root: Path
     """The repository's root directory."""
@@ -33,6 +34,8 @@ class RepositoryConfig:
     """SQLAlchemy URL of the registry database (``<butlerRoot>`` already substituted)."""
     namespace: str | None = None
     """PostgreSQL schema holding the registry tables (several repositories can share a database)."""
+    datastore: FileDatastoreConfig | None = None
+    """The file datastore (None only for a registry-only repository made before datastores existed)."""
 
     @classmethod
     def load(cls, location: str | Path) -> RepositoryConfig:
@@ -53,15 +56,25 @@ class RepositoryConfig:
                 f"Invalid repository configuration {config_path}: expected registry.db ({err})."
             ) from err
         root = config_path.parent.resolve()
-        return cls(root, db.replace(ROOT_TOKEN, str(root)), registry.get("namespace"))
+        datastore = data.get("datastore")
+        return cls(
+            root,
+            db.replace(ROOT_TOKEN, str(root)),
+            registry.get("namespace"),
+            FileDatastoreConfig.from_mapping(datastore, str(config_path), str(root)) if datastore else None,
+        )
 
 
 def create_repository(
-    location: str | Path, db: str | None = None, namespace: str | None = None
+    location: str | Path,
+    db: str | None = None,
+    namespace: str | None = None,
+    datastore_root: str | None = None,
 ) -> RepositoryConfig:
     """Create a new repository: its directory, its registry schema, then its ``butler.yaml``.
 
-    ``db`` defaults to a SQLite file inside the repository. Refuses (changing nothing) when a
+    ``db`` defaults to a SQLite file inside the repository and ``datastore_root`` (a path or
+    ``s3://bucket/prefix``) to the repository directory. Refuses (changing nothing) when a
     repository already exists at ``location`` or in the database.
     """
     root = Path(location)
@@ -76,13 +89,16 @@ def create_repository(
     resolved_db = stored_db.replace(ROOT_TOKEN, str(root.resolve()))
     try:
         Registry.create(resolved_db, namespace=namespace).close()
-        text = yaml.safe_dump({"registry": {"db": stored_db, "namespace": namespace}}, sort_keys=False)
-        _write_atomically(config_path, text)
+        datastore = default_datastore_mapping()
+        if datastore_root is not None:
+            datastore["root"] = datastore_root
+        data = {"registry": {"db": stored_db, "namespace": namespace}, "datastore": datastore}
+        _write_atomically(config_path, yaml.safe_dump(data, sort_keys=False))
     except BaseException:
         if made_root:
             shutil.rmtree(root, ignore_errors=True)
         raise
-    return RepositoryConfig(root.resolve(), resolved_db, namespace)
+    return RepositoryConfig.load(root)
 
 
 def open_registry(location: str | Path) -> Registry:
