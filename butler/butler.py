@@ -14,7 +14,9 @@ from .collections import CollectionType
 from .datasets import DatasetRef, DatasetType
 from .datastore import DatasetFileMissingError, DatastoreRecord
 from .errors import ButlerError, InvalidQueryError, MissingCollectionError
+from .exchange import export_datasets, import_datasets, transfer_datasets
 from .file_datastore import FileDatastore
+from .ingest import FileDataset, ingest_files
 from .registry import Registry
 from .repository import RepositoryConfig
 from .storage_classes import StorageClass, StorageClassRegistry
@@ -248,6 +250,49 @@ class Butler:
         if set(uris) != {""}:
             raise ButlerError(f"The dataset is stored as components {sorted(uris)}; use get_uris.")
         return uris[""]
+
+    # -- bringing files in and out ------------------------------------------------------------------
+
+    def ingest(self, *datasets: FileDataset, transfer: str = "auto") -> list[DatasetRef]:
+        """Register existing files as datasets; see `butler.ingest.ingest_files` for transfer modes."""
+        return ingest_files(self, datasets, transfer)
+
+    def retrieve_artifacts(
+        self,
+        refs: Iterable[DatasetRef],
+        destination: str | Path,
+        *,
+        preserve_path: bool = True,
+        overwrite: bool = False,
+    ) -> list[ResourcePath]:
+        """Copy the files of ``refs`` into a local directory; returns the copies' URIs.
+
+        With ``preserve_path`` the datastore's relative paths are kept, otherwise files are flat.
+        """
+        target = ResourcePath(str(destination), forceDirectory=True)
+        copied = []
+        for ref in refs:
+            for record in self._records(ref):
+                source = self.datastore.uris([record])[record.component]
+                relative = self.datastore.relative_path(source) if preserve_path else None
+                copy = target.join(relative or source.basename())
+                if copy.exists() and not overwrite:
+                    raise ButlerError(f"Refusing to overwrite {copy} (pass overwrite=True).")
+                copy.transfer_from(source, transfer="copy", overwrite=overwrite)
+                copied.append(copy)
+        return copied
+
+    def transfer_from(self, source: Butler, refs: Iterable[DatasetRef]) -> list[DatasetRef]:
+        """Copy datasets with their files and dimension records from another butler (same UUIDs)."""
+        return transfer_datasets(self, source, refs)
+
+    def export(self, directory: str | Path, refs: Iterable[DatasetRef]) -> Path:
+        """Write datasets' files and a manifest (records, types, runs) to a directory; returns the manifest."""
+        return export_datasets(self, directory, refs)
+
+    def import_(self, directory: str | Path) -> list[DatasetRef]:
+        """Bring in an `export` directory; datasets already present are skipped. Returns the new refs."""
+        return import_datasets(self, directory)
 
     # -- removal ------------------------------------------------------------------------------------------
 

@@ -326,6 +326,10 @@ class FileDatastore(Datastore):
             except OSError as err:
                 raise DatastoreError(f"Cannot remove {uri}: {err}") from err
 
+    def checksum_of(self, uri: ResourcePath) -> str:
+        """The checksum recorded for a local file, ``blake2b:<hex>``."""
+        return _checksum(Path(uri.ospath))
+
     def relative_path(self, uri: ResourcePath) -> str | None:
         """``uri`` relative to the root, or None if it lies outside."""
         return uri.relative_to(self.root)

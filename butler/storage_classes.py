@@ -30,7 +30,8 @@ class StorageClassError(ButlerError, TypeError):
 def import_object(path: str) -> Any:
     """Import ``module.attribute`` (``builtins.dict``, ``pyarrow.Table``); errors name the path.
 
-    Only paths from packaged or repository configuration are imported; dataset contents never are.
+    Paths come from packaged or repository configuration, or name the class a file was written
+    from (a stored pydantic config); nothing is ever evaluated.
     """
     module_name, _, attribute = path.rpartition(".")
     try:

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from astropy.io import fits  # type: ignore[import-untyped]
-from astropy.utils.exceptions import AstropyWarning  # type: ignore[import-untyped]
+from astropy.io import fits
+from astropy.utils.exceptions import AstropyWarning
 
 from ..formatter import Formatter, FormatterError
 from ..image import Image

@@ -58,11 +58,15 @@ class NpyFormatter(Formatter):
         return as_storage_class(self, array, storage_class, path)
 
     def write(self, obj: Any, path: Path) -> None:
-        """Write an array (masked arrays are refused: their mask would be lost)."""
+        """Write an array (masked and object arrays are refused)."""
         check_write_type(self, obj, (np.ndarray,))
         if isinstance(obj, np.ma.MaskedArray):
             raise FormatterError(
                 "NpyFormatter cannot write numpy.ma.MaskedArray: .npy files would drop the mask."
+            )
+        if obj.dtype.hasobject:
+            raise FormatterError(
+                f"NpyFormatter cannot write an array of dtype {obj.dtype}: .npy files are never pickled."
             )
         with library_errors(self, "write", path, (ValueError,)), path.open("wb") as stream:
             np.lib.format.write_array(stream, obj, allow_pickle=False)

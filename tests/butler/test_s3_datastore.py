@@ -75,7 +75,9 @@ def s3_repo(s3_endpoint: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
 def test_put_get_through_s3_with_local_cache(s3_repo: Path, tmp_path: Path) -> None:
     with Butler(s3_repo, run="run") as butler:
         populate(butler.registry)
-        butler.registry.register_dataset_type(DatasetType("arr", ["instrument", "visit", "detector"], "NumpyArray"))
+        butler.registry.register_dataset_type(
+            DatasetType("arr", ["instrument", "visit", "detector"], "NumpyArray")
+        )
         array = np.arange(100.0).reshape(10, 10)
         ref = butler.put(array, "arr", DATA_ID)
         uri = butler.get_uri(ref)
@@ -91,7 +93,9 @@ def test_put_get_through_s3_with_local_cache(s3_repo: Path, tmp_path: Path) -> N
 def test_missing_object_is_named(s3_repo: Path) -> None:
     with Butler(s3_repo, run="run") as butler:
         populate(butler.registry)
-        butler.registry.register_dataset_type(DatasetType("d", ["instrument", "visit", "detector"], "StructuredDataDict"))
+        butler.registry.register_dataset_type(
+            DatasetType("d", ["instrument", "visit", "detector"], "StructuredDataDict")
+        )
         ref = butler.put({"a": 1}, "d", DATA_ID)
         butler.get_uri(ref).remove()
         with pytest.raises(DatasetFileMissingError, match="s3://"):
