@@ -10,15 +10,16 @@ from typing import Any
 
 from lsst.resources import ResourcePath
 
+from .chained_datastore import ChainedDatastore, make_datastore
 from .collections import CollectionType
 from .datasets import DatasetRef, DatasetType
-from .datastore import DatasetFileMissingError, DatastoreRecord
+from .datastore import DatasetFileMissingError, Datastore, DatastoreRecord
 from .errors import ButlerError, InvalidQueryError, MissingCollectionError
 from .exchange import export_datasets, import_datasets, transfer_datasets
 from .file_datastore import FileDatastore
 from .ingest import FileDataset, ingest_files
 from .registry import Registry
-from .repository import RepositoryConfig
+from .repository import CONFIG_NAME, RepositoryConfig
 from .storage_classes import StorageClass, StorageClassRegistry
 
 __all__ = ["Butler", "DatasetNotFoundError"]
@@ -50,7 +51,13 @@ class Butler:
             component_storage_classes=self.storage_classes.component_storage_class,
         )
         try:
-            self.datastore = FileDatastore(config.datastore, self.storage_classes, self.registry.universe)
+            self.datastore = make_datastore(
+                config.datastore,
+                self.storage_classes,
+                self.registry.universe,
+                str(config.root),
+                str(config.root / CONFIG_NAME),
+            )
         except BaseException:
             self.registry.close()
             raise
@@ -119,9 +126,32 @@ class Butler:
             )
         return ref
 
-    def _records(self, ref: DatasetRef) -> list[DatastoreRecord]:
-        rows = self.registry.fetch_datastore_records(self.datastore.name, [ref.id])
-        return [DatastoreRecord.from_row(row) for row in rows]
+    @property
+    def file_datastore(self) -> FileDatastore:
+        """The first file datastore (the datastore itself, or the first file member of a chain).
+
+        Ingest, export, the merge and verification work on files, so they go through this one.
+        """
+        pending: list[Datastore] = [self.datastore]
+        while pending:
+            datastore = pending.pop(0)
+            if isinstance(datastore, FileDatastore):
+                return datastore
+            if isinstance(datastore, ChainedDatastore):
+                pending[:0] = list(datastore.children)
+        raise ButlerError(f"Datastore {self.datastore.name} has no file datastore.")
+
+    def datastore_records(self, ref: DatasetRef) -> list[DatastoreRecord]:
+        """The records locating ``ref``'s artifacts, in every member datastore."""
+        return self._records_of([ref.id])
+
+    def _records_of(self, dataset_ids: list[uuid.UUID]) -> list[DatastoreRecord]:
+        """Records of every member datastore for the given datasets."""
+        return [
+            DatastoreRecord.from_row(row)
+            for name in self.datastore.names
+            for row in self.registry.fetch_datastore_records(name, dataset_ids)
+        ]
 
     # -- put and get ---------------------------------------------------------------------------------
 
@@ -203,7 +233,7 @@ class Butler:
             parent if component is None else self.registry.get_dataset_type(f"{parent.name}.{component}")
         )
         read_class = self.storage_classes[storage_class or read_type.storage_class_name]
-        records = self._records(parent_ref)
+        records = self.datastore_records(parent_ref)
         if not records:
             raise DatasetFileMissingError(
                 f"{parent_ref} is registered but has no file in datastore {self.datastore.name}."
@@ -223,7 +253,7 @@ class Butler:
             ref = self._resolve(dataset, data_id, collections, kwargs)
         except DatasetNotFoundError:
             return False
-        records = self._records(ref)
+        records = self.datastore_records(ref)
         return self.datastore.artifacts_exist(records)
 
     def get_uris(
@@ -235,7 +265,9 @@ class Butler:
         **kwargs: Any,
     ) -> dict[str, ResourcePath]:
         """Component ("" for a single file) -> URI of the dataset's file(s)."""
-        return self.datastore.uris(self._records(self._resolve(dataset, data_id, collections, kwargs)))
+        return self.datastore.uris(
+            self.datastore_records(self._resolve(dataset, data_id, collections, kwargs))
+        )
 
     def get_uri(
         self,
@@ -272,9 +304,9 @@ class Butler:
         target = ResourcePath(str(destination), forceDirectory=True)
         copied = []
         for ref in refs:
-            for record in self._records(ref):
+            for record in self.datastore_records(ref):
                 source = self.datastore.uris([record])[record.component]
-                relative = self.datastore.relative_path(source) if preserve_path else None
+                relative = self.file_datastore.relative_path(source) if preserve_path else None
                 copy = target.join(relative or source.basename())
                 if copy.exists() and not overwrite:
                     raise ButlerError(f"Refusing to overwrite {copy} (pass overwrite=True).")
@@ -300,10 +332,10 @@ class Butler:
         """Delete datasets: their files, their datastore records and their registry rows."""
         refs = list(refs)
         by_id = {ref.id: ref for ref in refs}
-        rows = self.registry.fetch_datastore_records(self.datastore.name, list(by_id))
-        records = [DatastoreRecord.from_row(row) for row in rows]
+        records = self._records_of(list(by_id))
         with self.registry.transaction():
-            self.registry.delete_datastore_records(self.datastore.name, list(by_id))
+            for name in self.datastore.names:
+                self.registry.delete_datastore_records(name, list(by_id))
             self.registry.remove_datasets(refs)
             # Files go last: if the database refuses, nothing is lost.
             self.datastore.remove_artifacts(records)
@@ -334,7 +366,11 @@ class Butler:
 
     def all_datastore_records(self) -> list[DatastoreRecord]:
         """Every record of this butler's datastore."""
-        return [DatastoreRecord.from_row(r) for r in self.registry.all_datastore_records(self.datastore.name)]
+        return [
+            DatastoreRecord.from_row(r)
+            for name in self.datastore.names
+            for r in self.registry.all_datastore_records(name)
+        ]
 
     def storage_class(self, name: str) -> StorageClass:
         """The storage class called ``name``."""

@@ -121,6 +121,11 @@ class Datastore(ABC):
     name: str
     """Unique name, stored in every record this datastore writes."""
 
+    @property
+    def names(self) -> tuple[str, ...]:
+        """Every name this datastore writes into records: its own (a chain's: its members')."""
+        return (self.name,)
+
     @abstractmethod
     def accepts(self, ref: DatasetRef, storage_class: StorageClass) -> bool:
         """Whether this datastore is configured to store datasets like ``ref``."""

@@ -69,10 +69,8 @@ def collect(butler: Butler, refs: Iterable[DatasetRef]) -> Bundle:
             bundle.records.setdefault(name, {})[dimension_record.key_values] = _record_to_simple(
                 dimension_record
             )
-        rows = registry.fetch_datastore_records(butler.datastore.name, [ref.id])
         files = []
-        for row in rows:
-            stored = DatastoreRecord.from_row(row)
+        for stored in butler.datastore_records(ref):
             uri = butler.datastore.uris([stored])[stored.component]
             files.append(BundledFile(stored.component, uri, stored.formatter, stored.storage_class))
         if not files:
@@ -118,7 +116,7 @@ def apply(butler: Butler, bundle: Bundle) -> list[DatasetRef]:
 def _copy_files(
     butler: Butler, ref: DatasetRef, files: list[BundledFile], copied: list[ResourcePath]
 ) -> list[dict[str, Any]]:
-    datastore = butler.datastore
+    datastore = butler.file_datastore
     if not ref.data_id.has_full_values:
         expanded = butler.registry.expand_data_id(
             ref.data_id.required, dimensions=ref.dataset_type.dimensions.names
@@ -169,7 +167,7 @@ def export_datasets(butler: Butler, directory: str | Path, refs: Iterable[Datase
         entries = []
         for bundled in files:
             relative = (
-                butler.datastore.relative_path(bundled.uri)
+                butler.file_datastore.relative_path(bundled.uri)
                 or f"external/{ref.id.hex}_{bundled.uri.basename()}"
             )
             ResourcePath(root / relative).transfer_from(bundled.uri, transfer="copy")

@@ -69,5 +69,10 @@ class ImageDelegate:
         if "bbox" not in parameters:
             return obj
         (y0, y1), (x0, x1) = parameters["bbox"]
+        height, width = obj.image.shape
+        if not (0 <= y0 <= y1 <= height and 0 <= x0 <= x1 <= width):
+            raise StorageClassError(
+                f"bbox {parameters['bbox']} is outside the image (rows 0..{height}, columns 0..{width})."
+            )
         cut = (slice(y0, y1), slice(x0, x1))
         return Image(obj.image[cut], obj.mask[cut], obj.variance[cut], dict(obj.metadata))

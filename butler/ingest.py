@@ -92,7 +92,7 @@ def _plan(
     butler: Butler, dataset: FileDataset, ref: DatasetRef, source: ResourcePath, transfer: str
 ) -> tuple[DatasetRef, DatastoreRecord, ResourcePath, ResourcePath | None]:
     """(expanded ref, its record, source, destination or None for in-place) for one dataset."""
-    datastore = butler.datastore
+    datastore = butler.file_datastore
     dataset_type = butler.registry.get_dataset_type(ref.dataset_type.name)
     data_id = butler.registry.expand_data_id(ref.data_id.required, dimensions=dataset_type.dimensions.names)
     ref = DatasetRef(dataset_type, data_id, ref.run, ref.id)

@@ -70,8 +70,24 @@ class ButlerLogRecords:
 
     @classmethod
     def from_json_lines(cls, text: str) -> ButlerLogRecords:
-        """Inverse of `to_json_lines`."""
-        return cls(ButlerLogRecord(**json.loads(line)) for line in text.splitlines() if line.strip())
+        """Inverse of `to_json_lines`; a line that is not a log record raises ValueError naming it."""
+        records = []
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                record = ButlerLogRecord(**json.loads(line))
+            except (json.JSONDecodeError, TypeError) as err:
+                raise ValueError(f"line {number} is not a log record: {err}") from err
+            if not (
+                isinstance(record.name, str)
+                and isinstance(record.message, str)
+                and isinstance(record.level, str)
+                and isinstance(record.created, int | float)
+            ):
+                raise ValueError(f"line {number} has fields of the wrong type: {line!r}")
+            records.append(record)
+        return cls(records)
 
     def handler(self, level: int = logging.INFO) -> logging.Handler:
         """A logging handler that appends every record it sees here."""

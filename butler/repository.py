@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from .datastore_config import FileDatastoreConfig, default_datastore_mapping
+from .datastore_config import default_datastore_mapping
 from .errors import ButlerError, RepositoryExistsError, RepositoryNotFoundError
 from .registry import Registry
 
@@ -34,8 +34,8 @@ class RepositoryConfig:
     """SQLAlchemy URL of the registry database (``<butlerRoot>`` already substituted)."""
     namespace: str | None = None
     """PostgreSQL schema holding the registry tables (several repositories can share a database)."""
-    datastore: FileDatastoreConfig | None = None
-    """The file datastore (None only for a registry-only repository made before datastores existed)."""
+    datastore: dict[str, Any] | None = None
+    """The raw ``datastore:`` mapping, built by `make_datastore` (None only for registry-only repositories)."""
 
     @classmethod
     def load(cls, location: str | Path) -> RepositoryConfig:
@@ -61,7 +61,7 @@ class RepositoryConfig:
             root,
             db.replace(ROOT_TOKEN, str(root)),
             registry.get("namespace"),
-            FileDatastoreConfig.from_mapping(datastore, str(config_path), str(root)) if datastore else None,
+            dict(datastore) if datastore else None,
         )
 
 

@@ -213,3 +213,33 @@ def test_prune_and_remove_runs(repo: Path) -> None:
         assert dataset_files(repo) == []
         assert "run" not in butler.registry.query_collections()
         assert verify_datastore(butler.registry, butler.datastore).ok
+
+
+def test_chained_datastore_repository(database: DatabaseLocation, tmp_path: Path) -> None:
+    """A repository whose butler.yaml chains an in-memory datastore (small dicts) before the files."""
+    repo = make_repo(database, tmp_path)
+    config_path = repo / CONFIG_NAME
+    config = yaml.safe_load(config_path.read_text())
+    files = config["datastore"]
+    config["datastore"] = {
+        "cls": "chained",
+        "name": "chain",
+        "children": [
+            {"cls": "in_memory", "name": "memory", "constraints": {"accept": ["StructuredDataDict"]}},
+            files,
+        ],
+    }
+    config_path.write_text(yaml.safe_dump(config))
+    with Butler(repo, run="run") as butler:
+        assert butler.datastore.names == ("memory", "FileDatastore")
+        ref = butler.put({"a": 1}, "ds_StructuredDataDict", DATA_ID)
+        array_ref = butler.put(SAMPLES["NumpyArray"], "ds_NumpyArray", DATA_ID)
+        assert {r.datastore_name for r in butler.datastore_records(ref)} == {"memory", "FileDatastore"}
+        assert {r.datastore_name for r in butler.datastore_records(array_ref)} == {"FileDatastore"}
+        assert butler.get(ref) == {"a": 1}
+        butler.prune_datasets([ref, array_ref])
+        assert dataset_files(repo) == []
+    with Butler(repo, run="run") as butler:  # a new process: the in-memory copy is gone, the file serves
+        ref = butler.put({"b": 2}, "ds_StructuredDataDict", DATA_ID)
+    with Butler(repo, collections="run") as butler:
+        assert butler.get("ds_StructuredDataDict", DATA_ID) == {"b": 2}
