@@ -21,6 +21,7 @@ from .ingest import FileDataset, ingest_files
 from .registry import Registry
 from .repository import CONFIG_NAME, RepositoryConfig
 from .storage_classes import StorageClass, StorageClassRegistry
+from .verify import VerifyReport, verify_datastore
 
 __all__ = ["Butler", "DatasetNotFoundError"]
 
@@ -332,37 +333,50 @@ class Butler:
         """Delete datasets: their files, their datastore records and their registry rows."""
         refs = list(refs)
         by_id = {ref.id: ref for ref in refs}
-        records = self._records_of(list(by_id))
         with self.registry.transaction():
             for name in self.datastore.names:
-                self.registry.delete_datastore_records(name, list(by_id))
+                self.registry.trash_datastore_records(name, list(by_id))
             self.registry.remove_datasets(refs)
-            # Files go last: if the database refuses, nothing is lost.
-            self.datastore.remove_artifacts(records)
+        # Files go only once the deletion is committed: a crash now leaves trash that the next
+        # empty_trash (or prune) finishes, never a registered dataset without its file.
+        self.empty_trash()
+
+    def empty_trash(self) -> int:
+        """Delete the files of pruned datasets, then forget them; returns how many records were emptied."""
+        emptied = 0
+        for name in self.datastore.names:
+            records = [DatastoreRecord.from_row(r) for r in self.registry.trashed_datastore_records(name)]
+            if records:
+                self.datastore.remove_artifacts(records)
+                self.registry.forget_trashed_records(name, sorted({r.dataset_id for r in records}))
+                emptied += len(records)
+        return emptied
 
     def remove_runs(self, names: Iterable[str]) -> None:
         """Delete RUN collections with every dataset and file in them."""
-        for name in names:
+        names = list(names)
+        for name in names:  # check everything before deleting anything
             if self.registry.get_collection_type(name) is not CollectionType.RUN:
                 raise ButlerError(f"{name!r} is not a RUN collection.")
+            parents = self.registry.get_collection_parent_chains(name)
+            if parents:
+                raise ButlerError(
+                    f"Cannot remove run {name!r}: chained collection(s) {', '.join(parents)} list it."
+                )
+        for name in names:
             refs = [
                 ref
                 for dataset_type in self.registry.query_dataset_types()
                 for ref in self.registry.query_datasets(dataset_type, name, find_first=False)
             ]
-            with self.registry.transaction():
-                self.prune_datasets(refs)
-                self.registry.remove_collection(name)
+            self.prune_datasets(refs)
+            self.registry.remove_collection(name)
 
     # -- consistency ---------------------------------------------------------------------------------------
 
-    def dataset_ids_without_files(self) -> list[uuid.UUID]:
-        """Datasets with datastore records whose files are missing."""
-        missing = []
-        for record in self.all_datastore_records():
-            if not self.datastore.artifacts_exist([record]):
-                missing.append(record.dataset_id)
-        return sorted(set(missing))
+    def verify(self) -> VerifyReport:
+        """Compare the file datastore's records with its files (see `butler.verify.verify_datastore`)."""
+        return verify_datastore(self.registry, self.file_datastore)
 
     def all_datastore_records(self) -> list[DatastoreRecord]:
         """Every record of this butler's datastore."""

@@ -384,6 +384,37 @@ class Registry:
             rows = conn.execute(sa.select(table).where(table.c.datastore_name == datastore_name)).mappings()
             return [dict(r) for r in rows]
 
+    def trash_datastore_records(self, datastore_name: str, dataset_ids: Iterable[uuid.UUID]) -> None:
+        """Move rows of ``datastore_name`` for the given datasets to the trash (see `empty_trash`)."""
+        records, trash = self._tables.datastore_record, self._tables.datastore_trash
+        with self.transaction(), self._db.transaction() as conn:
+            for chunk in chunked(list(dataset_ids), 1000):
+                condition = sa.and_(
+                    records.c.datastore_name == datastore_name, records.c.dataset_id.in_(chunk)
+                )
+                conn.execute(
+                    sa.insert(trash).from_select(list(records.c.keys()), sa.select(records).where(condition))
+                )
+                conn.execute(sa.delete(records).where(condition))
+
+    def trashed_datastore_records(self, datastore_name: str) -> list[DatastoreRecord]:
+        """Rows of ``datastore_name`` waiting in the trash."""
+        table = self._tables.datastore_trash
+        with self._db.transaction() as conn:
+            rows = conn.execute(sa.select(table).where(table.c.datastore_name == datastore_name)).mappings()
+            return [dict(r) for r in rows]
+
+    def forget_trashed_records(self, datastore_name: str, dataset_ids: Iterable[uuid.UUID]) -> None:
+        """Drop trash rows once their files are gone."""
+        table = self._tables.datastore_trash
+        with self.transaction(), self._db.transaction() as conn:
+            for chunk in chunked(list(dataset_ids), 1000):
+                conn.execute(
+                    sa.delete(table).where(
+                        table.c.datastore_name == datastore_name, table.c.dataset_id.in_(chunk)
+                    )
+                )
+
     def delete_datastore_records(self, datastore_name: str, dataset_ids: Iterable[uuid.UUID]) -> None:
         """Remove rows of ``datastore_name`` for the given datasets."""
         table = self._tables.datastore_record

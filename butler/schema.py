@@ -74,6 +74,7 @@ class RegistryTables:
     dataset_type: sa.Table = field(init=False)
     dataset: sa.Table = field(init=False)
     datastore_record: sa.Table = field(init=False)
+    datastore_trash: sa.Table = field(init=False)
     dimensions: dict[str, sa.Table] = field(init=False)
     overlaps: dict[tuple[str, str], sa.Table] = field(init=False)
     _dataset_tables: dict[DimensionGroup, DatasetTables] = field(init=False, default_factory=dict)
@@ -147,9 +148,17 @@ class RegistryTables:
             ),
             sa.Index("dataset_run_type", "run_id", "dataset_type_id"),
         )
-        self.datastore_record = sa.Table(
-            "datastore_record",
-            md,
+        self.datastore_record = self._make_location_table("datastore_record")
+        # Locations of artifacts whose datasets were deleted: emptied (files first, then rows) after
+        # the deleting transaction commits, so a crash in between is finished by the next emptying.
+        self.datastore_trash = self._make_location_table("datastore_trash")
+        self.dimensions = {e.name: self._make_dimension_table(e) for e in self.universe.elements}
+        self.overlaps = {pair: self._make_overlap_table(*pair) for pair in self.universe.spatial_joins}
+
+    def _make_location_table(self, name: str) -> sa.Table:
+        return sa.Table(
+            name,
+            self.metadata,
             sa.Column("dataset_id", sa.Uuid(), primary_key=True),
             sa.Column("datastore_name", sa.String(64), primary_key=True),
             sa.Column(
@@ -161,8 +170,6 @@ class RegistryTables:
             sa.Column("checksum", sa.String(128), nullable=True),
             sa.Column("file_size", sa.BigInteger(), nullable=True),
         )
-        self.dimensions = {e.name: self._make_dimension_table(e) for e in self.universe.elements}
-        self.overlaps = {pair: self._make_overlap_table(*pair) for pair in self.universe.spatial_joins}
 
     def _make_dimension_table(self, element: DimensionElement) -> sa.Table:
         universe = self.universe
@@ -297,5 +304,6 @@ class RegistryTables:
             self.dataset_type,
             self.dataset,
             self.datastore_record,
+            self.datastore_trash,
         ]
         return fixed + list(self.dimensions.values()) + list(self.overlaps.values())

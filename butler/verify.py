@@ -27,6 +27,8 @@ class VerifyReport:
     """URIs of files under the datastore root that no record names."""
     checked_records: int = 0
     """How many datastore records were checked."""
+    trashed_files: int = 0
+    """Files of pruned datasets still waiting to be deleted (``Butler.empty_trash`` removes them)."""
 
     @property
     def ok(self) -> bool:
@@ -44,6 +46,9 @@ def verify_datastore(registry: Registry, datastore: FileDatastore) -> VerifyRepo
         recorded.add(str(uri))
         if not uri.exists():
             report.missing_files.append((record.dataset_id, str(uri)))
+    trashed = [DatastoreRecord.from_row(r) for r in registry.trashed_datastore_records(datastore.name)]
+    report.trashed_files = len(trashed)
+    recorded.update(str(datastore.uris([r])[r.component]) for r in trashed)
     for directory, _, files in datastore.root.walk():
         assert isinstance(directory, ResourcePath)
         for name in files:

@@ -7,70 +7,22 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import pyarrow as pa
-import pydantic
 import pytest
 import yaml
 from databases import DatabaseLocation
 from registry_campaign import populate
+from storage_samples import SAMPLES, same
 
 from butler import CollectionType, CollectionTypeError, ConflictingDefinitionError, DatasetType
 from butler.butler import Butler, DatasetNotFoundError
 from butler.datastore import DatasetChecksumError, DatasetFileMissingError, DatastoreError
 from butler.formatter import FormatterError
-from butler.image import Image
-from butler.log_records import ButlerLogRecord, ButlerLogRecords
-from butler.packages import Packages
 from butler.repository import CONFIG_NAME, create_repository
 from butler.storage_classes import StorageClassError
-from butler.task_metadata import TaskMetadata
 from butler.verify import verify_datastore
 
 VISIT_DETECTOR = ["instrument", "visit", "detector"]
 DATA_ID = {"instrument": "DemoCam", "visit": 1, "detector": 2}
-
-
-class DemoConfig(pydantic.BaseModel):
-    """A task-like config to store."""
-
-    threshold: float = 5.0
-    bands: list[str] = ["g", "r"]
-
-
-def make_image() -> Image:
-    rng = np.random.default_rng(7)
-    return Image(
-        rng.normal(size=(20, 30)).astype(np.float32),
-        rng.integers(0, 8, size=(20, 30)).astype(np.int32),
-        rng.random(size=(20, 30)).astype(np.float32),
-        {"EXPTIME": 30.0, "FILTER": "g"},
-    )
-
-
-SAMPLES: dict[str, Any] = {
-    "StructuredDataDict": {"a": 1, "b": [1, 2, 3], "c": {"d": "e"}},
-    "StructuredDataList": [1, "two", 3.0],
-    "ArrowTable": pa.table({"x": [1, 2, 3], "y": ["a", "b", "c"]}),
-    "DataFrame": pd.DataFrame({"x": [1.5, 2.5], "y": ["p", "q"]}),
-    "NumpyArray": np.arange(120, dtype=np.float64).reshape(10, 12),
-    "Image": make_image(),
-    "Config": DemoConfig(threshold=3.5),
-    "TaskMetadata": TaskMetadata({"timing": {"cpu": 1.5, "max_rss_mb": 120}, "n_sources": 42}),
-    "ButlerLogRecords": ButlerLogRecords([ButlerLogRecord("task", "INFO", "hello", 1.0e9)]),
-    "Packages": Packages({"numpy": "2.0", "quanta": "0.1.0"}),
-}
-
-
-def same(a: Any, b: Any) -> bool:
-    if isinstance(a, pa.Table):
-        return a.equals(b)
-    if isinstance(a, pd.DataFrame):
-        return a.equals(b)
-    if isinstance(a, np.ndarray):
-        return np.array_equal(a, b)
-    if isinstance(a, Packages):
-        return dict(a) == dict(b)
-    return bool(a == b)
 
 
 def make_repo(database: DatabaseLocation, parent: Path, **datastore: Any) -> Path:
@@ -243,3 +195,18 @@ def test_chained_datastore_repository(database: DatabaseLocation, tmp_path: Path
         ref = butler.put({"b": 2}, "ds_StructuredDataDict", DATA_ID)
     with Butler(repo, collections="run") as butler:
         assert butler.get("ds_StructuredDataDict", DATA_ID) == {"b": 2}
+
+
+def test_prune_interrupted_before_files_are_deleted(repo: Path) -> None:
+    """The deletion commits first; files wait in the trash until emptied, and verify knows them."""
+    with Butler(repo, run="run") as butler:
+        ref = butler.put({"a": 1}, "ds_StructuredDataDict", DATA_ID)
+        with butler.registry.transaction():  # what prune does before a crash could stop it
+            butler.registry.trash_datastore_records(butler.datastore.name, [ref.id])
+            butler.registry.remove_datasets([ref])
+        assert len(dataset_files(repo)) == 1
+        report = butler.verify()
+        assert report.ok and report.trashed_files == 1
+        assert butler.empty_trash() == 1
+        assert dataset_files(repo) == []
+        assert butler.verify().trashed_files == 0

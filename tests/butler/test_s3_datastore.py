@@ -14,6 +14,7 @@ import boto3
 import numpy as np
 import pytest
 from registry_campaign import populate
+from storage_samples import SAMPLES, same
 
 from butler import DatasetType
 from butler.butler import Butler
@@ -100,3 +101,16 @@ def test_missing_object_is_named(s3_repo: Path) -> None:
         butler.get_uri(ref).remove()
         with pytest.raises(DatasetFileMissingError, match="s3://"):
             butler.get(ref)
+
+
+def test_every_storage_class_round_trips_on_s3(s3_repo: Path) -> None:
+    with Butler(s3_repo, run="run") as butler:
+        populate(butler.registry)
+        for storage_class, sample in SAMPLES.items():
+            butler.registry.register_dataset_type(
+                DatasetType(f"ds_{storage_class}", ["instrument", "visit", "detector"], storage_class)
+            )
+            ref = butler.put(sample, f"ds_{storage_class}", DATA_ID)
+            assert butler.get_uri(ref).scheme == "s3"
+            assert same(sample, butler.get(ref)), storage_class
+        assert butler.verify().ok
