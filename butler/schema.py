@@ -230,11 +230,9 @@ class RegistryTables:
     # Dataset tables carry no foreign keys to dimension tables: per-row FK checks dominate bulk
     # inserts, so DatasetRecordStorage checks the distinct data ID values once per insert instead.
 
-    def _make_tags_table(self, name: str, dimensions: DimensionGroup) -> sa.Table:
-        keys = list(dimensions.required)
-        return sa.Table(
-            name,
-            self.metadata,
+    def _membership_columns(self, primary_key: bool) -> list[sa.Column[Any]]:
+        """dataset_type_id, collection_id, dataset_id: who is in which collection."""
+        return [
             sa.Column(
                 "dataset_type_id",
                 sa.BigInteger(),
@@ -245,14 +243,24 @@ class RegistryTables:
                 "collection_id",
                 sa.BigInteger(),
                 sa.ForeignKey("collection.collection_id", ondelete="CASCADE"),
-                primary_key=True,
+                primary_key=primary_key,
+                nullable=False,
             ),
             sa.Column(
                 "dataset_id",
                 sa.Uuid(),
                 sa.ForeignKey("dataset.dataset_id", ondelete="CASCADE"),
-                primary_key=True,
+                primary_key=primary_key,
+                nullable=False,
             ),
+        ]
+
+    def _make_tags_table(self, name: str, dimensions: DimensionGroup) -> sa.Table:
+        keys = list(dimensions.required)
+        return sa.Table(
+            name,
+            self.metadata,
+            *self._membership_columns(primary_key=True),
             *self._data_id_columns(dimensions),
             sa.UniqueConstraint("dataset_type_id", "collection_id", *keys, name=f"{name}_unique_data_id"),
             sa.Index(f"{name}_by_dataset", "dataset_id"),
@@ -269,24 +277,7 @@ class RegistryTables:
                 primary_key=True,
                 autoincrement=True,
             ),
-            sa.Column(
-                "dataset_type_id",
-                sa.BigInteger(),
-                sa.ForeignKey("dataset_type.dataset_type_id"),
-                nullable=False,
-            ),
-            sa.Column(
-                "collection_id",
-                sa.BigInteger(),
-                sa.ForeignKey("collection.collection_id", ondelete="CASCADE"),
-                nullable=False,
-            ),
-            sa.Column(
-                "dataset_id",
-                sa.Uuid(),
-                sa.ForeignKey("dataset.dataset_id", ondelete="CASCADE"),
-                nullable=False,
-            ),
+            *self._membership_columns(primary_key=False),
             *self._data_id_columns(dimensions),
             sa.Column("timespan_begin", sa.BigInteger(), nullable=True),
             sa.Column("timespan_end", sa.BigInteger(), nullable=True),

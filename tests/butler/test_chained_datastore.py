@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pydantic
 import pytest
+from storage_samples import SAMPLES, same
 
 from butler import DataCoordinate, DatasetRef, DatasetType, DimensionUniverse
 from butler.chained_datastore import ChainedDatastore, make_datastore
@@ -22,42 +22,11 @@ from butler.datastore_config import (
 )
 from butler.file_datastore import FileDatastore
 from butler.formatter import FormatterError
-from butler.image import Image
 from butler.in_memory_datastore import InMemoryDatastore
 from butler.storage_classes import StorageClass, StorageClassError, StorageClassRegistry
-from butler.task_metadata import TaskMetadata
 
 UNIVERSE = DimensionUniverse.default()
 STORAGE_CLASSES = StorageClassRegistry.default()
-
-
-class DemoConfig(pydantic.BaseModel):
-    """A task-like config to store."""
-
-    threshold: float = 5.0
-    bands: list[str] = ["g", "r"]
-
-
-def make_image() -> Image:
-    rng = np.random.default_rng(3)
-    return Image(
-        rng.normal(size=(6, 8)).astype(np.float32),
-        rng.integers(0, 8, size=(6, 8)).astype(np.int32),
-        rng.random(size=(6, 8)).astype(np.float32),
-        {"EXPTIME": 30.0, "FILTER": "g"},
-    )
-
-
-SAMPLES: dict[str, Any] = {
-    "StructuredDataDict": {"a": 1, "b": [1, 2, 3], "c": {"d": "e"}},
-    "StructuredDataList": [1, "two", 3.0],
-    "ArrowTable": pa.table({"x": [1, 2, 3], "y": ["a", "b", "c"]}),
-    "DataFrame": pd.DataFrame({"x": [1.5, 2.5], "y": ["p", "q"]}),
-    "NumpyArray": np.arange(24, dtype=np.float64).reshape(4, 6),
-    "Image": make_image(),
-    "Config": DemoConfig(threshold=3.5),
-    "TaskMetadata": TaskMetadata({"timing": {"cpu": 1.5}, "n_sources": 42}),
-}
 
 
 def make_ref(name: str, storage_class: str = "StructuredDataDict", detector: int = 1) -> DatasetRef:
@@ -93,14 +62,7 @@ def get(datastore: Datastore, ref: DatasetRef, records: list[DatastoreRecord], *
 
 
 def assert_same(a: Any, b: Any) -> None:
-    if isinstance(a, pd.DataFrame):
-        pd.testing.assert_frame_equal(a, b)
-    elif isinstance(a, pa.Table):
-        assert a.equals(b)
-    elif isinstance(a, np.ndarray):
-        assert np.array_equal(a, b)
-    else:
-        assert a == b
+    assert same(a, b)
 
 
 # -- in-memory datastore -------------------------------------------------------------------------------
