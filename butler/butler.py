@@ -13,7 +13,7 @@ from lsst.resources import ResourcePath
 from .chained_datastore import ChainedDatastore, make_datastore
 from .collections import CollectionType
 from .datasets import DatasetRef, DatasetType
-from .datastore import DatasetFileMissingError, Datastore, DatastoreRecord
+from .datastore import DatasetFileMissingError, Datastore, DatastoreError, DatastoreRecord
 from .errors import ButlerError, InvalidQueryError, MissingCollectionError
 from .exchange import export_datasets, import_datasets, transfer_datasets
 from .file_datastore import FileDatastore
@@ -310,7 +310,9 @@ class Butler:
                 relative = self.file_datastore.relative_path(source) if preserve_path else None
                 copy = target.join(relative or source.basename())
                 if copy.exists() and not overwrite:
-                    raise ButlerError(f"Refusing to overwrite {copy} (pass overwrite=True).")
+                    raise DatastoreError(f"Refusing to overwrite {copy}; it already exists.")
+                if not source.exists():
+                    raise DatasetFileMissingError(f"The file of {ref} is missing: {source}.")
                 copy.transfer_from(source, transfer="copy", overwrite=overwrite)
                 copied.append(copy)
         return copied
@@ -338,8 +340,10 @@ class Butler:
                 self.registry.trash_datastore_records(name, list(by_id))
             self.registry.remove_datasets(refs)
         # Files go only once the deletion is committed: a crash now leaves trash that the next
-        # empty_trash (or prune) finishes, never a registered dataset without its file.
-        self.empty_trash()
+        # empty_trash (or prune) finishes, never a registered dataset without its file. Inside a
+        # caller's transaction the commit is still to come, so the files wait in the trash.
+        if not self.registry.in_transaction:
+            self.empty_trash()
 
     def empty_trash(self) -> int:
         """Delete the files of pruned datasets, then forget them; returns how many records were emptied."""

@@ -32,6 +32,11 @@ class Database:
         self._connection: sa.Connection | None = None
 
     @property
+    def in_transaction(self) -> bool:
+        """Whether a transaction is in progress (nested calls join it)."""
+        return self._connection is not None
+
+    @property
     def dialect(self) -> str:
         """``sqlite`` or ``postgresql``."""
         return self.engine.dialect.name

@@ -316,6 +316,8 @@ class DimensionRecordStorage:
                     pending.remove(name)
                     element = self.universe[name]
                     key = {c: values[c] for c in element.key_columns}
+                    if any(value is None for value in key.values()):
+                        continue  # an implied value the record left empty (e.g. no day_obs)
                     found = self._existing_rows(conn, element, [key])
                     if not found:
                         if not element.is_dimension:

@@ -143,6 +143,11 @@ class Registry:
         """The database URL (password hidden)."""
         return self._db.engine.url.render_as_string(hide_password=True)
 
+    @property
+    def in_transaction(self) -> bool:
+        """Whether a `transaction` block is open (what is written now may still be rolled back)."""
+        return self._db.in_transaction
+
     @contextlib.contextmanager
     def transaction(self) -> Iterator[None]:
         """Group calls into one transaction: all of them commit, or none do."""

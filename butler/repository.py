@@ -92,6 +92,8 @@ def create_repository(
         datastore = default_datastore_mapping()
         if datastore_root is not None:
             datastore["root"] = datastore_root
+            if "://" not in datastore_root:
+                Path(datastore_root).mkdir(parents=True, exist_ok=True)
         data = {"registry": {"db": stored_db, "namespace": namespace}, "datastore": datastore}
         _write_atomically(config_path, yaml.safe_dump(data, sort_keys=False))
     except BaseException:

@@ -13,7 +13,7 @@ from databases import DatabaseLocation
 from registry_campaign import populate
 from storage_samples import SAMPLES, same
 
-from butler import CollectionType, CollectionTypeError, ConflictingDefinitionError, DatasetType
+from butler import ButlerError, CollectionType, CollectionTypeError, ConflictingDefinitionError, DatasetType
 from butler.butler import Butler, DatasetNotFoundError
 from butler.datastore import DatasetChecksumError, DatasetFileMissingError, DatastoreError
 from butler.formatter import FormatterError
@@ -149,8 +149,10 @@ def test_missing_file_and_checksum(database: DatabaseLocation, tmp_path: Path) -
 def test_missing_datastore_root(database: DatabaseLocation, tmp_path: Path) -> None:
     repo = tmp_path / "repo"
     create_repository(
-        repo, db=database.url, namespace=database.namespace, datastore_root=str(tmp_path / "nowhere")
+        repo, db=database.url, namespace=database.namespace, datastore_root=str(tmp_path / "data")
     )
+    assert (tmp_path / "data").is_dir()  # create makes a local root
+    (tmp_path / "data").rmdir()  # ... which then disappears (an unmounted disk)
     with pytest.raises(DatastoreError, match="does not exist"):
         Butler(repo)
 
@@ -210,3 +212,19 @@ def test_prune_interrupted_before_files_are_deleted(repo: Path) -> None:
         assert butler.empty_trash() == 1
         assert dataset_files(repo) == []
         assert butler.verify().trashed_files == 0
+
+
+def test_remove_runs_refused_for_a_chained_run_deletes_nothing(repo: Path) -> None:
+    with Butler(repo, run="run") as butler:
+        ref = butler.put({"a": 1}, "ds_StructuredDataDict", DATA_ID)
+        butler.registry.register_collection("chain", CollectionType.CHAINED)
+        butler.registry.set_collection_chain("chain", ["run"])
+        with pytest.raises(ButlerError, match="chain"):
+            butler.remove_runs(["run"])
+        assert butler.exists(ref)
+        with butler.registry.transaction():  # a prune inside a caller's transaction keeps files until commit
+            butler.prune_datasets([ref])
+            assert len(dataset_files(repo)) == 1
+        assert butler.verify().trashed_files == 1
+        butler.empty_trash()
+        assert dataset_files(repo) == []

@@ -13,10 +13,10 @@ import pytest
 from click.testing import CliRunner, Result
 from databases import DatabaseLocation
 
-import butler.cli
+import butler.cli.app
 from butler import DatasetIdGenerationMode
 from butler.cli import main
-from butler.cli_format import cell_text, render, render_table, sort_key
+from butler.cli.format import cell_text, render, render_table, sort_key
 from butler.repository import open_registry
 
 INSTRUMENT_YAML = """\
@@ -654,7 +654,7 @@ def test_subcommands_from_entry_points(monkeypatch: pytest.MonkeyPatch) -> None:
         click.echo("hello")
 
     plugins = [_FakeEntryPoint("say-hello", hello), _FakeEntryPoint("broken", ImportError("no module"))]
-    monkeypatch.setattr(butler.cli, "_command_entry_points", lambda: plugins)
+    monkeypatch.setattr(butler.cli.app, "_command_entry_points", lambda: plugins)
     assert run("say-hello").stdout == "hello\n"
     assert "say-hello" in run("--help").stdout
     assert "No such command 'broken'" in run("broken", exit_code=2).stderr

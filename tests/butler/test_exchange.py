@@ -102,5 +102,5 @@ def test_retrieve_artifacts(butler: Butler, tmp_path: Path) -> None:
     assert all("raw/all" in str(c) for c in copies)
     flat = butler.retrieve_artifacts(refs, tmp_path / "flat", preserve_path=False)
     assert sorted(c.basename() for c in flat) == sorted(Path(c.ospath).name for c in copies)
-    with pytest.raises(Exception, match="overwrite"):
+    with pytest.raises(DatastoreError, match="already exists"):
         butler.retrieve_artifacts(refs, tmp_path / "flat", preserve_path=False)
