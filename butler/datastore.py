@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from lsst.resources import ResourcePath
@@ -60,7 +60,7 @@ class DatastoreRecord:
 
     def to_row(self) -> dict[str, Any]:
         """The registry row."""
-        return asdict(self)
+        return {name: getattr(self, name) for name in self.__slots__}
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> DatastoreRecord:

@@ -53,6 +53,8 @@ class FileDatastore(Datastore):
         self._storage_classes = storage_classes
         self._templates = FileTemplates(config.templates, universe)
         self._validated: set[str] = set()
+        self._formatters: dict[tuple[str, str], Formatter] = {}
+        self._local_root = Path(self.root.ospath) if self.root.isLocal else None
         self._cache = None if self.root.isLocal else DatastoreCache(config.cache)
 
     # -- configuration lookups -----------------------------------------------------------------
@@ -69,7 +71,13 @@ class FileDatastore(Datastore):
                 f"No formatter configured for dataset type {dataset_type_name!r} or storage class "
                 f"{storage_class.name!r} in datastore {self.name}."
             )
-        return formatter_class(spec.formatter)(spec.write_options)
+        key = (dataset_type_name, storage_class.name)
+        formatter = self._formatters.get(key)
+        if formatter is None:
+            # Formatters hold only their write options, so one instance serves every dataset.
+            formatter = formatter_class(spec.formatter)(spec.write_options)
+            self._formatters[key] = formatter
+        return formatter
 
     # -- writing -----------------------------------------------------------------------------------
 
@@ -140,12 +148,19 @@ class FileDatastore(Datastore):
         """The records with sizes (and checksums when configured) of their files, or None if one is missing."""
         completed = []
         for record in records:
-            uri = self._uri(record)
+            path: Path | None
             try:
-                size = uri.size()
+                if self._local_root is not None and "://" not in record.path:
+                    # A plain stat: building a ResourcePath per file dominates merges of millions.
+                    path = self._local_root / record.path
+                    size = path.stat().st_size
+                else:
+                    uri = self._uri(record)
+                    size = uri.size()
+                    path = Path(uri.ospath) if uri.isLocal else None
             except FileNotFoundError:
                 return None
-            checksum = _checksum(Path(uri.ospath)) if self.config.checksum and uri.isLocal else None
+            checksum = _checksum(path) if self.config.checksum and path is not None else None
             completed.append(dataclasses.replace(record, file_size=size, checksum=checksum))
         return completed
 

@@ -33,6 +33,7 @@ Path safety
 
 from __future__ import annotations
 
+import functools
 import re
 import string
 from collections.abc import Iterable, Mapping
@@ -238,6 +239,7 @@ class FileTemplate:
             spec, or the path comes out empty.
         """
         dataset_type = ref.dataset_type
+        mapping = ref.data_id.mapping  # built once: formatting runs per dataset in merges of millions
         output = ""
         strip_leading = False  # the separator after a dropped field that led its segment goes too
         used_component = False
@@ -250,7 +252,7 @@ class FileTemplate:
                 continue
             if field.name == "component":
                 used_component = True
-            value = self._value(field, ref)
+            value = self._value(field, ref, mapping)
             if value is None:
                 if not field.optional and field.name != "component":
                     raise FileTemplateError(
@@ -278,7 +280,7 @@ class FileTemplate:
         segments[-1] = segments[-1].replace(".", "_")
         return "/".join(segments)
 
-    def _value(self, field: TemplateField, ref: DatasetRef) -> Any:
+    def _value(self, field: TemplateField, ref: DatasetRef, mapping: Mapping[str, Any]) -> Any:
         """The raw value of ``field`` for ``ref``; None when it has none."""
         name = field.name
         if name == "run":
@@ -292,7 +294,6 @@ class FileTemplate:
         if name == "storageClass":
             return ref.dataset_type.storage_class_name
         data_id = ref.data_id
-        mapping = data_id.mapping
         element_name, record_field = field.element, field.record_field
         if element_name is None or record_field is None:
             return mapping.get(name)
@@ -501,6 +502,7 @@ def _usable_record_fields(element: DimensionElement) -> list[str]:
     return [*element.required_dimensions, *own_key, *element.implies, *(m.name for m in element.metadata)]
 
 
+@functools.lru_cache(maxsize=1024)
 def _drop_owned_prefix(literal: str) -> str:
     """``literal`` without the tail that belongs to the optional field after it.
 
@@ -513,6 +515,7 @@ def _drop_owned_prefix(literal: str) -> str:
     return head + slash + segment[:cut]
 
 
+@functools.lru_cache(maxsize=65536)  # values repeat across millions of datasets (runs, bands, ...)
 def _path_safe(text: str, *, keep_slash: bool) -> str:
     """``text`` with unsafe characters replaced by ``_``; with ``keep_slash`` each ``/`` part separately."""
     if keep_slash:
