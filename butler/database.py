@@ -113,8 +113,12 @@ def bulk_insert(
             for row in rows:
                 copy.write_row(row)
         return
-    if uuid_positions:
-        # SQLAlchemy's Uuid type stores 32 hex digits on databases without a native UUID type.
+    # SQLAlchemy's Uuid type stores 32 hex digits on databases without a native UUID type.
+    if uuid_positions == [0]:
+        rows = [(row[0].hex, *row[1:]) for row in rows]
+    elif uuid_positions == [2]:
+        rows = [(row[0], row[1], row[2].hex, *row[3:]) for row in rows]
+    elif uuid_positions:
         rows = [_with_hex_uuids(row, uuid_positions) for row in rows]
     placeholders = ", ".join("?" for _ in columns)
     cursor = dbapi_connection.cursor()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -121,8 +122,16 @@ class RegistryQueries:
                 "needs a time: constrain a temporal dimension such as exposure in the data ID or WHERE "
                 "expression, or pass find_first=False to list every validity range."
             )
+        # On SQLite, read UUIDs as their stored hex text and convert them in bulk below: SQLAlchemy's
+        # per-value Uuid processing costs more than the SQL itself for large results.
+        hex_ids = self._db.dialect == "sqlite"
+        id_column: sa.ColumnElement[Any] = (
+            sa.type_coerce(source.c.dataset_id, sa.String()).label("dataset_id")
+            if hex_ids
+            else source.c.dataset_id
+        )
         columns: list[sa.ColumnElement[Any]] = [
-            source.c.dataset_id,
+            id_column,
             source.c.collection_id,
             *(source.c[k] for k in keys),
         ]
@@ -139,17 +148,18 @@ class RegistryQueries:
         run_of = self._run_lookup(search, registered)
         dimensions = parent.dimensions
         refs: dict[Any, DatasetRef] = {}
+        names = {c.id: c.name for c in search}
         with self._db.transaction() as conn:
             rows = conn.execute(statement).all()
-            runs = run_of(conn, [row[0] for row in rows])
-        for row in rows:
-            dataset_id = row[0]
+            ids = [_uuid_from_hex(row[0]) for row in rows] if hex_ids else [row[0] for row in rows]
+            runs = run_of(conn, ids)
+        for dataset_id, row in zip(ids, rows, strict=True):
             if dataset_id not in refs:
                 data_id_values = DataCoordinate.from_required_values(dimensions, tuple(row[2:]))
                 refs[dataset_id] = DatasetRef(
                     result_type,
                     data_id_values,
-                    runs.get(dataset_id) or self._collections.get_by_id(row[1]).name,
+                    runs.get(dataset_id) or names[row[1]],
                     dataset_id,
                 )
         return list(refs.values())
@@ -246,6 +256,18 @@ class RegistryQueries:
                 seen.add(key)
                 records.append(self._records.from_row(element, row))
         return records
+
+
+_new_object = object.__new__
+_set_attribute = object.__setattr__
+
+
+def _uuid_from_hex(text: str) -> uuid.UUID:
+    """`uuid.UUID` from 32 hex digits, skipping ``UUID.__init__``'s parsing (3x faster)."""
+    value = _new_object(uuid.UUID)
+    _set_attribute(value, "int", int(text, 16))
+    _set_attribute(value, "is_safe", uuid.SafeUUID.unknown)
+    return value
 
 
 def _overlaps(
