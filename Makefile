@@ -36,8 +36,9 @@ demo: $(STAMP)  ## build a small DemoCam registry repository with the butler CLI
 	@echo "  $(BIN)/butler query-datasets $(DEMO_REPO) raw --collections DemoCam/defaults --where \"band = 'r'\""
 	@echo "  $(BIN)/butler query-data-ids $(DEMO_REPO) visit detector --where \"skymap = 'demo_sky' AND patch = 0\""
 
-bench: $(STAMP)  ## print registry scale figures (never pass/fail)
+bench: $(STAMP)  ## print registry and merge scale figures (never pass/fail)
 	$(BIN)/python benchmarks/registry.py
+	$(BIN)/python benchmarks/merge.py --quick
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
