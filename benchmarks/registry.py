@@ -203,6 +203,8 @@ def _registry(backend: str, n: int) -> Iterator[Registry]:
         try:
             with engine.begin() as conn:
                 conn.execute(sa.text(f'DROP SCHEMA IF EXISTS "{namespace}" CASCADE'))
+        except sa.exc.SQLAlchemyError as err:  # do not hide the error that ended the case, if any
+            print(f"WARNING: could not drop schema {namespace}: {err}", file=sys.stderr)
         finally:
             engine.dispose()
 
