@@ -69,8 +69,8 @@ def write_universe(tmp_path: Path, text: str) -> Path:
 
 def test_default_name_and_version(universe: DimensionUniverse) -> None:
     assert universe.name == "quanta"
-    assert universe.version == 1
-    assert repr(universe) == "DimensionUniverse('quanta', version=1)"
+    assert universe.version == 2
+    assert repr(universe) == "DimensionUniverse('quanta', version=2)"
 
 
 def test_default_is_cached() -> None:
@@ -245,8 +245,8 @@ def test_join_element_cannot_be_group_dimension(universe: DimensionUniverse, nam
 
 
 def test_is_compatible_with(universe: DimensionUniverse) -> None:
-    assert universe.is_compatible_with("quanta", 1)
-    assert not universe.is_compatible_with("quanta", 2)
+    assert universe.is_compatible_with("quanta", 2)
+    assert not universe.is_compatible_with("quanta", 3)
     assert not universe.is_compatible_with("other", 1)
 
 

@@ -60,5 +60,5 @@ def test_incompatible_universe_is_refused(database: DatabaseLocation) -> None:
     Registry.create(database.url, namespace=database.namespace).close()
     default = DimensionUniverse.default()
     newer = DimensionUniverse(default.name, default.version + 1, default.elements, default.spatial_joins)
-    with pytest.raises(UniverseMismatchError, match=r"quanta v1; this software uses quanta v2"):
+    with pytest.raises(UniverseMismatchError, match=r"quanta v2; this software uses quanta v3"):
         Registry.open(database.url, namespace=database.namespace, universe=newer)
