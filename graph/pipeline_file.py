@@ -1,0 +1,756 @@
+"""Pipeline YAML files: reading (imports merged, keys checked) and writing the parts a `Pipeline` is made of.
+
+The format is Rubin's pipe_base pipeline YAML (camelCase keys): ``description``, ``instrument``,
+``parameters``, ``imports``, ``tasks``, ``subsets``, ``contracts`` and ``steps``. Config blocks hold
+field values only: a ``python:`` or ``file:`` key is refused, because nothing in a pipeline file is
+ever executed (Python override files are for the command line, ``-C label:file.py``).
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import enum
+import os
+import re
+import tempfile
+from collections import Counter
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .contracts import Contract
+from .errors import PipelineFileError, SubsetError
+
+__all__ = [
+    "TOP_LEVEL_KEYS",
+    "ConfigOverride",
+    "LabeledSubset",
+    "PipelineParts",
+    "PythonFileOverride",
+    "Step",
+    "SubsetMode",
+    "TaskSpec",
+    "ValueOverride",
+    "check_label",
+    "parts_to_primitives",
+    "read_pipeline_file",
+    "read_pipeline_string",
+    "select_labels",
+    "substitute_parameters",
+    "write_yaml_atomically",
+]
+
+TOP_LEVEL_KEYS = (
+    "description",
+    "instrument",
+    "parameters",
+    "imports",
+    "tasks",
+    "subsets",
+    "contracts",
+    "steps",
+)
+"""Keys a pipeline file may have at its top level."""
+
+_TASK_KEYS = ("class", "config")
+_IMPORT_KEYS = ("location", "include", "exclude", "importContracts", "labeledSubsetModifyMode", "instrument")
+_SUBSET_KEYS = ("subset", "description")
+_CONTRACT_KEYS = ("contract", "msg")
+_STEP_KEYS = ("label", "dimensions", "sharding_dimensions")
+_LABEL = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_PARAMETER = re.compile(r"parameters\.([A-Za-z_][A-Za-z0-9_]*)")
+_REFUSED_CONFIG_KEYS = {
+    "python": "a 'python:' block would execute code from the pipeline file; set field values instead, or "
+    "pass a Python override file on the command line with -C label:file.py",
+    "file": "a 'file:' entry would execute a Python override file named by the pipeline file; set field "
+    "values instead, or pass the file on the command line with -C label:file.py",
+    "dataId": "per-data-ID config blocks ('dataId:') are not supported",
+}
+
+
+# -- the parts of a pipeline -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ValueOverride:
+    """Config field values set for one task, applied in order after the config's defaults."""
+
+    values: Mapping[str, Any]
+    """Field path (dotted, or nested mappings) -> value; strings ``parameters.<name>`` are substituted."""
+    source: str = ""
+    """Where the values came from (file and key, or the command line), recorded in config history."""
+    from_text: bool = False
+    """The values are command-line text the config parses (``-c label:field=value``), not typed values."""
+
+
+@dataclass(frozen=True)
+class PythonFileOverride:
+    """A Python config override file (``config`` bound to the task's config); command line or Python API only."""
+
+    path: str
+    """Path of the file."""
+    source: str = ""
+    """Where the override was requested, recorded in config history."""
+
+
+ConfigOverride = ValueOverride | PythonFileOverride
+"""One step of a task's configuration."""
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One task of a pipeline before its class is imported: label, class path and config overrides."""
+
+    label: str
+    """Label of the task in the pipeline (also the prefix of its ``_config``/``_metadata``/``_log`` datasets)."""
+    task_class: str
+    """Import path of the PipelineTask class (``package.module.ClassName``)."""
+    overrides: tuple[ConfigOverride, ...] = ()
+    """Config overrides in the order they are applied."""
+    source: str = ""
+    """File (or API call) that declared the task, for error messages."""
+    task_class_object: type | None = field(default=None, compare=False, repr=False)
+    """The class itself when the pipeline was built in Python from a class (spares an import)."""
+
+
+@dataclass(frozen=True)
+class LabeledSubset:
+    """A named set of task labels (``subsets:``), selectable with ``pipeline.yaml#name``."""
+
+    name: str
+    """Name of the subset (distinct from every task label)."""
+    labels: tuple[str, ...]
+    """Task labels in the subset."""
+    description: str | None = None
+    """What the subset is for."""
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step (``steps:``): a subset run as a unit, in order, with its sharding dimensions."""
+
+    label: str
+    """Name of the labeled subset the step runs."""
+    dimensions: tuple[str, ...] = ()
+    """Dimensions the step is split (sharded) over when submitted."""
+
+
+class SubsetMode(enum.Enum):
+    """What an import does with a labeled subset that names labels its include/exclude removed."""
+
+    ASSERT = "ASSERT"
+    """Refuse the import (the default)."""
+    DROP = "DROP"
+    """Drop the subset."""
+    EDIT = "EDIT"
+    """Remove the missing labels from the subset (dropping it if it becomes empty)."""
+
+
+@dataclass
+class PipelineParts:
+    """Everything a pipeline file (with its imports) defines; the mutable state inside a `Pipeline`."""
+
+    description: str = ""
+    instrument: str | None = None
+    parameters: dict[str, Any] = field(default_factory=dict)
+    tasks: dict[str, TaskSpec] = field(default_factory=dict)
+    subsets: dict[str, LabeledSubset] = field(default_factory=dict)
+    contracts: list[Contract] = field(default_factory=list)
+    steps: list[Step] = field(default_factory=list)
+    source: str = ""
+    """The file the parts were read from (empty for a pipeline built in Python)."""
+
+    def copy(self) -> PipelineParts:
+        """An independent copy (parameters deep-copied; the rest is immutable)."""
+        return replace(
+            self,
+            parameters=copy.deepcopy(self.parameters),
+            tasks=dict(self.tasks),
+            subsets=dict(self.subsets),
+            contracts=list(self.contracts),
+            steps=list(self.steps),
+        )
+
+    def validate(self) -> None:
+        """Check subsets, steps and parameter references; `PipelineFileError`/`SubsetError` if inconsistent."""
+        where = f"{self.source}: " if self.source else ""
+        for subset in self.subsets.values():
+            missing = [label for label in subset.labels if label not in self.tasks]
+            if missing:
+                raise SubsetError(
+                    f"{where}subset {subset.name!r} names {_labels_text(missing)} not in the pipeline"
+                    f"{_suggest(missing[0], self.tasks)}"
+                )
+            if subset.name in self.tasks:
+                raise PipelineFileError(f"{where}subset {subset.name!r} has the same name as a task label.")
+        seen_steps: set[str] = set()
+        for step in self.steps:
+            if step.label not in self.subsets:
+                raise SubsetError(
+                    f"{where}step {step.label!r} is not a labeled subset{_suggest(step.label, self.subsets)}"
+                    " (each step label must name a subset under 'subsets:')"
+                )
+            if step.label in seen_steps:
+                raise PipelineFileError(f"{where}step {step.label!r} is listed twice.")
+            seen_steps.add(step.label)
+        if self.steps:
+            owner: dict[str, str] = {}
+            for step in self.steps:
+                for label in self.subsets[step.label].labels:
+                    if label in owner:
+                        raise PipelineFileError(
+                            f"{where}task {label!r} is in two steps, {owner[label]!r} and {step.label!r}; "
+                            "each task must be in exactly one step."
+                        )
+                    owner[label] = step.label
+            missing = [label for label in self.tasks if label not in owner]
+            if missing:
+                raise PipelineFileError(
+                    f"{where}{_labels_text(missing)} in no step; when 'steps' are given each task must be "
+                    "in exactly one step."
+                )
+        for spec in self.tasks.values():
+            for override in spec.overrides:
+                if isinstance(override, ValueOverride):
+                    substitute_parameters(override.values, self.parameters, override.source)
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+
+
+def _suggest(name: str, candidates: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(candidates), n=3)
+    return f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else "."
+
+
+def _labels_text(labels: Sequence[str]) -> str:
+    return ("label " if len(labels) == 1 else "labels ") + ", ".join(repr(label) for label in labels)
+
+
+def check_label(label: object, where: str) -> str:
+    """``label`` if it is a valid task label (an identifier, not ``parameters``); else `PipelineFileError`."""
+    if not isinstance(label, str) or not _LABEL.fullmatch(label):
+        raise PipelineFileError(
+            f"{where}task label {label!r} is invalid: use letters, digits and underscores, not starting "
+            "with a digit (labels prefix dataset type names such as '<label>_config')."
+        )
+    if label == "parameters":
+        raise PipelineFileError(f"{where}'parameters' is reserved and cannot be a task label.")
+    return label
+
+
+def substitute_parameters(value: Any, parameters: Mapping[str, Any], source: str) -> Any:
+    """``value`` with every string ``parameters.<name>`` replaced by that parameter (recursively).
+
+    Raises `PipelineFileError` naming the reference, ``source`` and the known parameters if a name
+    is not defined.
+    """
+    if isinstance(value, str):
+        match = _PARAMETER.fullmatch(value)
+        if match is None:
+            return value
+        name = match.group(1)
+        if name not in parameters:
+            known = ", ".join(parameters) or "none"
+            raise PipelineFileError(
+                f"{source}: {value!r} refers to parameter {name!r}, which the pipeline does not define "
+                f"(parameters: {known}){_suggest(name, parameters)}"
+            )
+        return copy.deepcopy(parameters[name])
+    if isinstance(value, Mapping):
+        return {key: substitute_parameters(item, parameters, source) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [substitute_parameters(item, parameters, source) for item in value]
+    return value
+
+
+def _check_keys(mapping: Mapping[str, Any], allowed: Sequence[str], where: str, what: str) -> None:
+    for key in mapping:
+        if key not in allowed:
+            hint = difflib.get_close_matches(str(key), allowed, n=1)
+            suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
+            raise PipelineFileError(
+                f"{where}unknown key {key!r} in {what}{suggestion}; valid keys: {', '.join(allowed)}."
+            )
+
+
+def _string_list(value: Any, where: str, what: str) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and all(isinstance(item, str) for item in value):
+        return list(value)
+    raise PipelineFileError(f"{where}{what} must be a list of strings, got {value!r}.")
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """A safe YAML loader that refuses a key repeated within one mapping."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Hashable, Any]:
+        counts = Counter(
+            key_node.value for key_node, _ in node.value if isinstance(key_node, yaml.ScalarNode)
+        )
+        duplicates = sorted(str(key) for key, count in counts.items() if count > 1)
+        if duplicates:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key(s) {', '.join(map(repr, duplicates))}", node.start_mark
+            )
+        return super().construct_mapping(node, deep)
+
+
+def _load_yaml(text: str, source: str) -> dict[str, Any]:
+    try:
+        document = yaml.load(text, Loader=_UniqueKeyLoader)  # a SafeLoader subclass
+    except yaml.YAMLError as err:
+        raise PipelineFileError(f"{source}: not valid pipeline YAML: {err}") from None
+    if document is None:
+        document = {}
+    if not isinstance(document, dict):
+        raise PipelineFileError(
+            f"{source}: a pipeline file must be a mapping with keys {', '.join(TOP_LEVEL_KEYS)}; "
+            f"got a {type(document).__name__}."
+        )
+    return document
+
+
+# -- reading ---------------------------------------------------------------------------------------
+
+
+def read_pipeline_file(path: str | Path) -> PipelineParts:
+    """Read a pipeline file with its imports merged and check it (the file is the top-level pipeline)."""
+    parts = _read_file(Path(path), ())
+    parts.validate()
+    return parts
+
+
+def read_pipeline_string(text: str, source: str = "<string>", base_dir: Path | None = None) -> PipelineParts:
+    """Read pipeline YAML text (imports relative to ``base_dir``, default the working directory)."""
+    parts = _read_document(_load_yaml(text, source), source, base_dir or Path.cwd(), ())
+    parts.validate()
+    return parts
+
+
+def _read_file(path: Path, stack: tuple[Path, ...]) -> PipelineParts:
+    resolved = path.expanduser().resolve()
+    if resolved in stack:
+        chain = " -> ".join(str(p) for p in (*stack, resolved))
+        raise PipelineFileError(f"Pipeline files import each other in a cycle: {chain}.")
+    try:
+        text = resolved.read_text()
+    except FileNotFoundError:
+        importer = f" (imported by {stack[-1]})" if stack else ""
+        raise PipelineFileError(f"Pipeline file {str(path)!r} does not exist{importer}.") from None
+    except OSError as err:
+        raise PipelineFileError(f"Cannot read pipeline file {str(path)!r}: {err}.") from None
+    source = str(path)
+    return _read_document(_load_yaml(text, source), source, resolved.parent, (*stack, resolved))
+
+
+def _read_document(
+    document: dict[str, Any], source: str, base_dir: Path, stack: tuple[Path, ...]
+) -> PipelineParts:
+    where = f"{source}: "
+    for key in document:
+        if key not in TOP_LEVEL_KEYS:
+            if key == "inherits":
+                raise PipelineFileError(f"{where}'inherits' is the old name of 'imports'; use 'imports'.")
+            hint = difflib.get_close_matches(str(key), TOP_LEVEL_KEYS, n=1)
+            suggestion = f" (did you mean {hint[0]!r}?)" if hint else ""
+            raise PipelineFileError(
+                f"{where}unknown top-level key {key!r}{suggestion}; valid keys: {', '.join(TOP_LEVEL_KEYS)}."
+            )
+    own = PipelineParts(source=source)
+    description = document.get("description", "")
+    if not isinstance(description, str):
+        raise PipelineFileError(f"{where}description must be a string, got {description!r}.")
+    own.description = description
+    instrument = document.get("instrument")
+    if instrument is not None and not isinstance(instrument, str):
+        raise PipelineFileError(
+            f"{where}instrument must be one string (an import path or a registered instrument name), "
+            f"got {instrument!r}."
+        )
+    own.instrument = instrument
+    parameters = document.get("parameters") or {}
+    if not isinstance(parameters, dict) or not all(isinstance(k, str) for k in parameters):
+        raise PipelineFileError(
+            f"{where}parameters must be a mapping of names to values, got {parameters!r}."
+        )
+    own.parameters = dict(parameters)
+    own.tasks = _read_tasks(document.get("tasks") or {}, where, source)
+    own.subsets = _read_subsets(document.get("subsets") or {}, where)
+    own.contracts = _read_contracts(document.get("contracts") or [], where, source)
+    own.steps = _read_steps(document.get("steps") or [], where)
+    imports = document.get("imports") or []
+    if not isinstance(imports, list):
+        imports = [imports]
+    merged = PipelineParts(source=source)
+    for entry in imports:
+        imported = _read_import(entry, where, base_dir, stack)
+        _merge_import(merged, imported, where)
+    parts = _merge_own(merged, own, where)
+    for subset in parts.subsets.values():
+        missing = [label for label in subset.labels if label not in parts.tasks]
+        if missing:
+            raise SubsetError(
+                f"{where}subset {subset.name!r} names {_labels_text(missing)} not in the pipeline"
+                f"{_suggest(missing[0], parts.tasks)}"
+            )
+    return parts
+
+
+def _read_tasks(tasks: Any, where: str, source: str) -> dict[str, TaskSpec]:
+    if not isinstance(tasks, dict):
+        raise PipelineFileError(f"{where}tasks must be a mapping of labels to task classes, got {tasks!r}.")
+    result: dict[str, TaskSpec] = {}
+    for label, definition in tasks.items():
+        check_label(label, where)
+        key = f"tasks.{label}"
+        if isinstance(definition, str):
+            definition = {"class": definition}
+        if not isinstance(definition, dict):
+            raise PipelineFileError(
+                f"{where}{key} must be a class path or a mapping with keys {', '.join(_TASK_KEYS)}, "
+                f"got {definition!r}."
+            )
+        _check_keys(definition, _TASK_KEYS, where, key)
+        task_class = definition.get("class", "")
+        if not isinstance(task_class, str):
+            raise PipelineFileError(f"{where}{key}.class must be an import path string, got {task_class!r}.")
+        blocks = definition.get("config") or []
+        if isinstance(blocks, dict):
+            blocks = [blocks]
+        if not isinstance(blocks, list):
+            raise PipelineFileError(f"{where}{key}.config must be a mapping or a list of mappings.")
+        overrides: list[ConfigOverride] = []
+        for index, block in enumerate(blocks):
+            block_key = f"{key}.config[{index}]" if len(blocks) > 1 else f"{key}.config"
+            if not isinstance(block, dict):
+                raise PipelineFileError(f"{where}{block_key} must be a mapping of fields to values.")
+            for refused, why in _REFUSED_CONFIG_KEYS.items():
+                if refused in block:
+                    raise PipelineFileError(f"{where}{block_key}: '{refused}:' is not allowed: {why}.")
+            if block:
+                overrides.append(ValueOverride(dict(block), f"{source} ({block_key})"))
+        result[label] = TaskSpec(label, task_class, tuple(overrides), source)
+    return result
+
+
+def _read_subsets(subsets: Any, where: str) -> dict[str, LabeledSubset]:
+    if not isinstance(subsets, dict):
+        raise PipelineFileError(f"{where}subsets must be a mapping of names to lists of labels.")
+    result = {}
+    for name, value in subsets.items():
+        check_label(name, where)
+        description = None
+        if isinstance(value, dict):
+            _check_keys(value, _SUBSET_KEYS, where, f"subsets.{name}")
+            if "subset" not in value:
+                raise PipelineFileError(f"{where}subsets.{name} needs a 'subset' list of labels.")
+            description = value.get("description")
+            if description is not None and not isinstance(description, str):
+                raise PipelineFileError(f"{where}subsets.{name}.description must be a string.")
+            value = value["subset"]
+        labels = _string_list(value, where, f"subsets.{name}")
+        result[name] = LabeledSubset(name, tuple(dict.fromkeys(labels)), description)
+    return result
+
+
+def _read_contracts(contracts: Any, where: str, source: str) -> list[Contract]:
+    if not isinstance(contracts, list):
+        contracts = [contracts]
+    result = []
+    for index, entry in enumerate(contracts):
+        if isinstance(entry, str):
+            result.append(Contract.parse(entry, source=source))
+        elif isinstance(entry, dict):
+            _check_keys(entry, _CONTRACT_KEYS, where, f"contracts[{index}]")
+            if "contract" not in entry:
+                raise PipelineFileError(f"{where}contracts[{index}] needs a 'contract' expression.")
+            result.append(Contract.parse(entry["contract"], entry.get("msg"), source=source))
+        else:
+            raise PipelineFileError(
+                f"{where}contracts[{index}] must be an expression string or a mapping with keys "
+                f"{', '.join(_CONTRACT_KEYS)}, got {entry!r}."
+            )
+    return result
+
+
+def _read_steps(steps: Any, where: str) -> list[Step]:
+    if not isinstance(steps, list):
+        raise PipelineFileError(f"{where}steps must be a list of {{label: subset, dimensions: [...]}}.")
+    result = []
+    for index, entry in enumerate(steps):
+        if not isinstance(entry, dict) or "label" not in entry:
+            raise PipelineFileError(
+                f"{where}steps[{index}] must be a mapping with 'label' (a subset name) and 'dimensions'."
+            )
+        _check_keys(entry, _STEP_KEYS, where, f"steps[{index}]")
+        if "dimensions" in entry and "sharding_dimensions" in entry:
+            raise PipelineFileError(
+                f"{where}steps[{index}]: give 'dimensions' or 'sharding_dimensions', not both."
+            )
+        dimensions = entry.get("dimensions", entry.get("sharding_dimensions")) or []
+        label = entry["label"]
+        if not isinstance(label, str):
+            raise PipelineFileError(f"{where}steps[{index}].label must be a subset name, got {label!r}.")
+        result.append(Step(label, tuple(_string_list(dimensions, where, f"steps[{index}].dimensions"))))
+    return result
+
+
+def _read_import(entry: Any, where: str, base_dir: Path, stack: tuple[Path, ...]) -> PipelineParts:
+    if isinstance(entry, str):
+        entry = {"location": entry}
+    if not isinstance(entry, dict) or "location" not in entry:
+        raise PipelineFileError(
+            f"{where}each import must be a path or a mapping with 'location' (and optionally "
+            f"{', '.join(_IMPORT_KEYS[1:])}), got {entry!r}."
+        )
+    _check_keys(entry, _IMPORT_KEYS, where, f"the import of {entry['location']!r}")
+    location = entry["location"]
+    if not isinstance(location, str):
+        raise PipelineFileError(f"{where}import location must be a path string, got {location!r}.")
+    what = f"the import of {location!r}"
+    if "include" in entry and "exclude" in entry:
+        raise PipelineFileError(f"{where}{what} gives both 'include' and 'exclude'; give at most one.")
+    expanded = Path(os.path.expanduser(os.path.expandvars(location)))
+    if "$" in str(expanded):
+        raise PipelineFileError(
+            f"{where}{what}: environment variable in {location!r} is not set (expanded to {str(expanded)!r})."
+        )
+    path = expanded if expanded.is_absolute() else base_dir / expanded
+    parts = _read_file(path, stack)
+    if "instrument" in entry:
+        instrument = entry["instrument"]
+        if instrument is not None and not isinstance(instrument, str):
+            raise PipelineFileError(f"{where}{what}: instrument must be a string or null.")
+        parts.instrument = instrument
+    mode_text = entry.get("labeledSubsetModifyMode", "ASSERT")
+    try:
+        mode = SubsetMode(str(mode_text).upper())
+    except ValueError:
+        raise PipelineFileError(
+            f"{where}{what}: labeledSubsetModifyMode must be one of "
+            f"{', '.join(m.value for m in SubsetMode)}, got {mode_text!r}."
+        ) from None
+    if "include" in entry or "exclude" in entry:
+        include = "include" in entry
+        names = _string_list(entry["include" if include else "exclude"], where, f"{what}: include/exclude")
+        chosen = _expand_names(parts, names, f"{where}{what}: ")
+        labels = chosen if include else [label for label in parts.tasks if label not in set(chosen)]
+        parts = select_labels(parts, labels, mode, f"{where}{what}: ")
+    import_contracts = entry.get("importContracts", True)
+    if not isinstance(import_contracts, bool):
+        raise PipelineFileError(f"{where}{what}: importContracts must be true or false.")
+    if not import_contracts:
+        parts.contracts = []
+    return parts
+
+
+def _expand_names(parts: PipelineParts, names: Iterable[str], where: str) -> list[str]:
+    """Task labels named directly or through subsets; `SubsetError` with suggestions for unknown names."""
+    labels: list[str] = []
+    for name in names:
+        if name in parts.subsets:
+            labels.extend(parts.subsets[name].labels)
+        elif name in parts.tasks:
+            labels.append(name)
+        else:
+            known = [*parts.tasks, *parts.subsets]
+            raise SubsetError(
+                f"{where}{name!r} is neither a task label nor a labeled subset of the pipeline"
+                f"{_suggest(name, known)} (labels: {', '.join(parts.tasks) or 'none'}; subsets: "
+                f"{', '.join(parts.subsets) or 'none'})"
+            )
+    return list(dict.fromkeys(labels))
+
+
+def select_labels(
+    parts: PipelineParts, labels: Iterable[str], mode: SubsetMode = SubsetMode.EDIT, where: str = ""
+) -> PipelineParts:
+    """A copy of ``parts`` keeping only ``labels`` (task labels or subset names).
+
+    Subsets that lose labels follow ``mode``; steps whose subset is dropped are dropped; contracts
+    that refer to a removed label are dropped.
+    """
+    keep = set(_expand_names(parts, labels, where))
+    result = parts.copy()
+    result.tasks = {label: spec for label, spec in parts.tasks.items() if label in keep}
+    subsets: dict[str, LabeledSubset] = {}
+    for name, subset in parts.subsets.items():
+        remaining = tuple(label for label in subset.labels if label in keep)
+        if len(remaining) == len(subset.labels):
+            subsets[name] = subset
+        elif mode is SubsetMode.ASSERT:
+            removed = [label for label in subset.labels if label not in keep]
+            raise SubsetError(
+                f"{where}labeled subset {name!r} would lose {_labels_text(removed)}; set "
+                "labeledSubsetModifyMode to DROP or EDIT, or change include/exclude."
+            )
+        elif mode is SubsetMode.EDIT and remaining:
+            subsets[name] = replace(subset, labels=remaining)
+    result.subsets = subsets
+    result.steps = [step for step in parts.steps if step.label in subsets]
+    result.contracts = [c for c in parts.contracts if c.labels <= set(result.tasks)]
+    return result
+
+
+def _merge_import(merged: PipelineParts, imported: PipelineParts, where: str) -> None:
+    if imported.instrument is not None:
+        if merged.instrument is not None and merged.instrument != imported.instrument:
+            raise PipelineFileError(
+                f"{where}imports declare two instruments: {merged.instrument!r} and {imported.instrument!r} "
+                f"(in {imported.source}); set 'instrument:' on an import to override it."
+            )
+        merged.instrument = imported.instrument
+    for label, spec in imported.tasks.items():
+        if label in merged.tasks:
+            raise PipelineFileError(
+                f"{where}task label {label!r} is defined by two imports: {merged.tasks[label].source} and "
+                f"{spec.source}; exclude it from one of them."
+            )
+        if label in merged.subsets:
+            raise PipelineFileError(
+                f"{where}{label!r} is a task label in {spec.source} and a labeled subset of another import."
+            )
+        merged.tasks[label] = spec
+    for name, subset in imported.subsets.items():
+        if name in merged.subsets or name in merged.tasks:
+            raise PipelineFileError(
+                f"{where}labeled subset {name!r} of {imported.source} clashes with a subset or task label "
+                "of another import."
+            )
+        merged.subsets[name] = subset
+    merged.parameters.update(imported.parameters)
+    merged.contracts.extend(imported.contracts)
+    for step in imported.steps:
+        if any(step.label == other.label for other in merged.steps):
+            raise PipelineFileError(f"{where}step {step.label!r} is declared by two imports.")
+        merged.steps.append(step)
+
+
+def _merge_own(merged: PipelineParts, own: PipelineParts, where: str) -> PipelineParts:
+    """The importing file's own definitions on top of its imports (the file wins)."""
+    result = merged.copy()
+    result.source = own.source
+    result.description = own.description
+    if own.instrument is not None:
+        if merged.instrument is not None and merged.instrument != own.instrument:
+            raise PipelineFileError(
+                f"{where}instrument {own.instrument!r} differs from {merged.instrument!r} of an import; "
+                "set 'instrument:' on that import to override it."
+            )
+        result.instrument = own.instrument
+    for label, spec in own.tasks.items():
+        existing = result.tasks.get(label)
+        if existing is None:
+            if not spec.task_class:
+                raise PipelineFileError(
+                    f"{where}tasks.{label} has no 'class' and no import defines {label!r}"
+                    f"{_suggest(label, result.tasks)}"
+                )
+            result.tasks[label] = spec
+        elif not spec.task_class or spec.task_class == existing.task_class:
+            # Same task: the file's config blocks apply after the imported ones.
+            result.tasks[label] = replace(existing, overrides=existing.overrides + spec.overrides)
+        else:
+            result.tasks[label] = spec
+        if label in result.subsets:
+            raise PipelineFileError(f"{where}task label {label!r} is also a labeled subset of an import.")
+    result.subsets.update(own.subsets)
+    result.parameters.update(own.parameters)
+    result.contracts.extend(own.contracts)
+    if own.steps:
+        result.steps = list(own.steps)
+    return result
+
+
+# -- writing ---------------------------------------------------------------------------------------
+
+
+def _plain(value: Any, where: str) -> Any:
+    """``value`` as YAML-safe plain data (tuples become lists); `PipelineFileError` otherwise."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, Mapping):
+        return {str(key): _plain(item, where) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(item, where) for item in value]
+    if isinstance(value, enum.Enum):
+        return _plain(value.value, where)
+    raise PipelineFileError(
+        f"{where}: value {value!r} of type {type(value).__name__} cannot be written to pipeline YAML."
+    )
+
+
+def parts_to_primitives(parts: PipelineParts) -> dict[str, Any]:
+    """The YAML document of ``parts``: imports already merged, Python override files not allowed."""
+    document: dict[str, Any] = {"description": parts.description}
+    if parts.instrument is not None:
+        document["instrument"] = parts.instrument
+    if parts.parameters:
+        document["parameters"] = _plain(parts.parameters, "parameters")
+    tasks: dict[str, Any] = {}
+    for label, spec in parts.tasks.items():
+        blocks = []
+        for override in spec.overrides:
+            if isinstance(override, PythonFileOverride):
+                raise PipelineFileError(
+                    f"Task {label!r} has a Python override file {override.path!r}, which pipeline YAML "
+                    "cannot hold; expand it first (Pipeline.write_yaml does)."
+                )
+            blocks.append(_plain(override.values, f"tasks.{label}.config"))
+        tasks[label] = {"class": spec.task_class, "config": blocks} if blocks else spec.task_class
+    document["tasks"] = tasks
+    if parts.subsets:
+        document["subsets"] = {
+            name: (
+                {"subset": list(subset.labels), "description": subset.description}
+                if subset.description is not None
+                else list(subset.labels)
+            )
+            for name, subset in parts.subsets.items()
+        }
+    if parts.contracts:
+        document["contracts"] = [
+            {"contract": c.expression, "msg": c.msg} if c.msg is not None else c.expression
+            for c in parts.contracts
+        ]
+    if parts.steps:
+        document["steps"] = [
+            {"label": step.label, "dimensions": list(step.dimensions)} for step in parts.steps
+        ]
+    return document
+
+
+class _BlockStringDumper(yaml.SafeDumper):
+    """Writes multi-line strings (descriptions) as ``|`` blocks."""
+
+    def represent_str(self, data: str) -> yaml.ScalarNode:
+        style = "|" if "\n" in data else None
+        return self.represent_scalar("tag:yaml.org,2002:str", data, style=style)
+
+
+_BlockStringDumper.add_representer(str, _BlockStringDumper.represent_str)
+
+
+def write_yaml_atomically(document: Mapping[str, Any], path: str | Path) -> None:
+    """Write ``document`` as YAML to ``path`` through a temporary file and a rename."""
+    path = Path(path)
+    text = yaml.dump(dict(document), Dumper=_BlockStringDumper, sort_keys=False, default_flow_style=False)
+    temporary: Path | None = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(
+            "w", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False
+        ) as stream:
+            temporary = Path(stream.name)
+            stream.write(text)
+        os.replace(temporary, path)
+    except OSError as err:
+        if temporary is not None:
+            temporary.unlink(missing_ok=True)
+        raise PipelineFileError(f"Cannot write pipeline file {str(path)!r}: {err}.") from err
