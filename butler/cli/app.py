@@ -11,7 +11,7 @@ import click
 
 from ..errors import ButlerError
 
-__all__ = ["COMMAND_ENTRY_POINTS", "LOG_LEVELS", "ButlerGroup", "main"]
+__all__ = ["COMMAND_ENTRY_POINTS", "LOG_LEVELS", "ButlerGroup", "configure_logging", "main", "show_traceback"]
 
 _LOG = logging.getLogger(__name__)
 
@@ -34,11 +34,11 @@ class ButlerGroup(click.Group):
         try:
             return super().invoke(ctx)
         except ButlerError as err:
-            _show_traceback(ctx)
+            show_traceback(ctx)
             click.echo(f"Error: {err}", err=True)
             ctx.exit(err.exit_code)
         except click.ClickException:
-            _show_traceback(ctx)
+            show_traceback(ctx)
             raise
 
     def list_commands(self, ctx: click.Context) -> list[str]:
@@ -69,12 +69,14 @@ def _command_entry_points() -> list[EntryPoint]:
     return list(entry_points(group=COMMAND_ENTRY_POINTS))
 
 
-def _show_traceback(ctx: click.Context) -> None:
+def show_traceback(ctx: click.Context) -> None:
+    """Print the traceback of the error being handled if the command runs with ``--log-level DEBUG``."""
     if ctx.params.get("log_level") == "DEBUG":
         click.echo(traceback.format_exc(), err=True, nl=False)
 
 
-def _configure_logging(level: str) -> None:
+def configure_logging(level: str) -> None:
+    """Log to stderr at ``level`` (one format for every quanta command)."""
     logging.basicConfig(format="%(levelname)s %(name)s: %(message)s")  # no-op if already configured
     logging.getLogger().setLevel(level)
 
@@ -91,4 +93,4 @@ def _configure_logging(level: str) -> None:
 )
 def main(log_level: str) -> None:
     """Create, fill, query and maintain quanta data repositories."""
-    _configure_logging(log_level.upper())
+    configure_logging(log_level.upper())

@@ -6,7 +6,6 @@ group turns `ButlerError` into a message; `graph_errors` does the same here for 
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -20,16 +19,15 @@ from butler.cli.options import Progress, collections_option, progress_option, re
 from butler.data_coordinate import DataCoordinate
 from butler.ingest import TRANSFER_MODES, FileDataset
 
-from ..errors import GraphError, UnknownInstrumentError
+from ..errors import UnknownInstrumentError
 from ..instrument import Instrument, installed_instruments
 from ..raw_ingest import INDEX_NAME, IngestReport
 from ..raw_ingest import ingest_raws as ingest_raw_files
 from ..visits import define_visits as define_instrument_visits
+from .errors import graph_errors
 
 __all__ = [
-    "GraphCommandError",
     "define_visits",
-    "graph_errors",
     "ingest_raws",
     "ingest_refcat",
     "register_instrument",
@@ -40,28 +38,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 _SKIPPED_SHOWN = 20
 """How many skipped files ingest-raws lists one by one."""
-
-
-class GraphCommandError(click.ClickException):
-    """A `GraphError` shown as ``Error: <message>``; the process exits with the error's exit code."""
-
-    def __init__(self, error: GraphError) -> None:
-        super().__init__(str(error))
-        # click declares exit_code a class variable; each error carries its own code.
-        self.exit_code = error.exit_code  # type: ignore[misc]
-
-
-def graph_errors(function: F) -> F:
-    """Decorate a command callback so that a `GraphError` becomes a `GraphCommandError`."""
-
-    @functools.wraps(function)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return function(*args, **kwargs)
-        except GraphError as err:
-            raise GraphCommandError(err) from err
-
-    return wrapper  # type: ignore[return-value]
 
 
 class InstrumentParam(click.ParamType):  # type: ignore[type-arg]

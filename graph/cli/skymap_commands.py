@@ -11,17 +11,9 @@ from butler.cli.options import repo_argument
 
 from .. import skymap, skymap_registration
 from ..errors import GraphError
+from .errors import GraphCommandError
 
-__all__ = ["GraphCommandError", "register_skymap"]
-
-
-class GraphCommandError(click.ClickException):
-    """A `GraphError` shown the way click shows errors (``Error: <message>``), exiting with its exit code."""
-
-    def __init__(self, err: GraphError) -> None:
-        super().__init__(str(err))
-        # click declares exit_code as a class variable; this instance's value overrides it.
-        object.__setattr__(self, "exit_code", err.exit_code)
+__all__ = ["register_skymap"]
 
 
 @click.command(name="register-skymap")

@@ -513,6 +513,9 @@ def test_query_dimension_records(filled: str) -> None:
         "observation_type",
         "science_program",
         "zenith_angle",
+        "tracking_ra",
+        "tracking_dec",
+        "sky_angle",
         "timespan_begin",
         "timespan_end",
     ]

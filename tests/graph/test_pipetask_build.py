@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from graph.cli import main
+from graph.cli.pipetask import main
 
 ISR = "pipeline_test_tasks.IsrTask"
 CALIBRATE = "pipeline_test_tasks.CalibrateTask"

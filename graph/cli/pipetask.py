@@ -1,0 +1,58 @@
+"""The ``pipetask`` command: build, inspect and run pipelines and quantum graphs.
+
+`main` is the console-script entry point and the one place a `GraphError` (or `ButlerError`)
+becomes ``Error: <message>`` with the error's exit code; the traceback is shown only with
+``--log-level DEBUG``. Each subcommand lives in its own module (``build``, ...).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from butler.cli.app import LOG_LEVELS, configure_logging, show_traceback
+from butler.errors import ButlerError
+
+from ..errors import GraphError
+from .build import build
+
+__all__ = ["PipetaskGroup", "main"]
+
+
+class PipetaskGroup(click.Group):
+    """The ``pipetask`` group: turns pipeline-layer and butler errors into one-line messages.
+
+    A `GraphError` or `ButlerError` from any subcommand is shown as ``Error: <message>`` and the
+    process exits with the error's ``exit_code``; the traceback is printed too only with
+    ``--log-level DEBUG``.
+    """
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the subcommand; report a `GraphError`/`ButlerError` as one message and exit with its code."""
+        try:
+            return super().invoke(ctx)
+        except (GraphError, ButlerError) as err:
+            show_traceback(ctx)
+            click.echo(f"Error: {err}", err=True)
+            ctx.exit(err.exit_code)
+        except click.ClickException:
+            show_traceback(ctx)
+            raise
+
+
+@click.group(cls=PipetaskGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--log-level",
+    type=click.Choice(LOG_LEVELS, case_sensitive=False),
+    metavar="[" + "|".join(LOG_LEVELS) + "]",
+    default="WARNING",
+    show_default=True,
+    help="Logging threshold; DEBUG also prints the traceback of an error.",
+)
+def main(log_level: str) -> None:
+    """Build, inspect and run pipelines and quantum graphs."""
+    configure_logging(log_level.upper())
+
+
+main.add_command(build)
