@@ -24,17 +24,19 @@ lint: $(STAMP)  ## ruff, formatting, mypy on the packages, layer contracts
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-DEMO_REPO := demo-repo
+DEMO_DIR := demo
 
-demo: $(STAMP)  ## build a small DemoCam registry repository with the butler CLI and query it
-	rm -rf $(DEMO_REPO)
-	PATH="$(abspath $(BIN)):$$PATH" bash docs/examples/registry-demo/run.sh $(DEMO_REPO)
+demo: $(STAMP)  ## simulate a DemoCam survey, build a repository from it with the butler command, check the demo pipeline
+	rm -rf $(DEMO_DIR)
+	PATH="$(abspath $(BIN)):$$PATH" bash docs/examples/democam/run.sh $(DEMO_DIR)
 	@echo
-	@echo "The demo repository is in $(abspath $(DEMO_REPO)) (registry: $(DEMO_REPO)/registry.sqlite3)."
+	@echo "The demo repository is in $(abspath $(DEMO_DIR))/repo (registry: $(DEMO_DIR)/repo/registry.sqlite3);"
+	@echo "the simulated survey in $(DEMO_DIR)/survey; the pipeline drawing in $(DEMO_DIR)/pipeline.svg."
 	@echo "Query it, for example:"
-	@echo "  $(BIN)/butler query-collections $(DEMO_REPO)"
-	@echo "  $(BIN)/butler query-datasets $(DEMO_REPO) raw --collections DemoCam/defaults --where \"band = 'r'\""
-	@echo "  $(BIN)/butler query-data-ids $(DEMO_REPO) visit detector --where \"skymap = 'demo_sky' AND patch = 0\""
+	@echo "  $(BIN)/butler query-collections $(DEMO_DIR)/repo --chains tree"
+	@echo "  $(BIN)/butler query-datasets $(DEMO_DIR)/repo raw --collections DemoCam/defaults --where \"band = 'r'\""
+	@echo "  $(BIN)/butler query-data-ids $(DEMO_DIR)/repo visit detector --where \"skymap = 'demo-rings' AND patch = 1042\""
+	@echo "  $(BIN)/pipetask build -p submit_templates/examples/demo_pipeline.yaml --show config=calibrate:detection.*"
 
 bench: $(STAMP)  ## print registry and merge scale figures (never pass/fail)
 	$(BIN)/python benchmarks/registry.py

@@ -40,11 +40,19 @@ class Image:
         if not isinstance(other, Image):
             return NotImplemented
         return (
-            np.array_equal(self.image, other.image)
+            _same_pixels(self.image, other.image)
             and np.array_equal(self.mask, other.mask)
-            and np.array_equal(self.variance, other.variance)
+            and _same_pixels(self.variance, other.variance)
             and self.metadata == other.metadata
         )
+
+
+def _same_pixels(a: np.ndarray, b: np.ndarray) -> bool:
+    """Equal arrays, where NaN (no data) equals NaN."""
+    if a.shape != b.shape:
+        return False
+    floating = np.issubdtype(a.dtype, np.inexact) and np.issubdtype(b.dtype, np.inexact)
+    return bool(np.array_equal(a, b, equal_nan=floating))
 
 
 class ImageDelegate:

@@ -39,7 +39,7 @@ __all__ = [
     "PrerequisiteInput",
 ]
 
-_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -59,7 +59,7 @@ class BaseConnection:
         if not isinstance(self.name, str) or not _NAME.fullmatch(self.name):
             raise ConnectionDefinitionError(
                 f"Invalid dataset type name {self.name!r} in a connection: expected letters, digits and "
-                "underscores (optionally '.component')."
+                "underscores (optionally '.component' parts)."
             )
         if not isinstance(self.storage_class, str) or not self.storage_class:
             raise ConnectionDefinitionError(f"Connection {self.name!r} needs a storage class name.")

@@ -42,6 +42,10 @@ class Struct:
         """The values by name."""
         return dict(self.__dict__)
 
+    def __getattr__(self, name: str) -> Any:
+        # Only called for missing names; tells type checkers that any attribute may exist.
+        raise AttributeError(f"Struct has no {name!r}; it has {sorted(self.__dict__)}.")
+
     def __repr__(self) -> str:
         return f"Struct({', '.join(f'{k}={v!r}' for k, v in self.__dict__.items())})"
 
@@ -171,8 +175,11 @@ class PipelineTask(Task, ABC):
         self.init_inputs = dict(init_inputs or {})
 
     @abstractmethod
-    def run(self, **inputs: Any) -> Struct | Mapping[str, Any]:
-        """Process one quantum's inputs (by connection name) and return its outputs (by connection name)."""
+    def run(self, *args: Any, **kwargs: Any) -> Struct | Mapping[str, Any]:
+        """Process one quantum's inputs (keyword arguments named for connections); return outputs by connection name.
+
+        Subclasses declare the arguments they take, e.g. ``run(self, raw: Image, bias: Image)``.
+        """
 
     def run_quantum(
         self,

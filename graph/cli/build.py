@@ -288,12 +288,22 @@ def build(
         click.echo(text)
     if save_pipeline:
         loaded.write_yaml(save_pipeline)
-    title = loaded.description.strip().splitlines()[0] if loaded.description.strip() else None
+    title = _drawing_title(pipeline, loaded.description)
+    # The framework's own <label>_config/_metadata/_log datasets would double the picture's size.
     if pipeline_dot:
-        _write_text(pipeline_dot, to_dot(graph.to_networkx(), title=title))
+        _write_text(pipeline_dot, to_dot(graph.to_networkx(include_automatic=False), title=title))
     if pipeline_mermaid:
-        _write_text(pipeline_mermaid, to_mermaid(graph.to_networkx(), markdown=True, title=title))
+        drawing = to_mermaid(graph.to_networkx(include_automatic=False), markdown=True, title=title)
+        _write_text(pipeline_mermaid, drawing)
     if pipeline_svg:
-        _write_text(pipeline_svg, to_svg(graph.to_networkx(), title=title))
+        _write_text(pipeline_svg, to_svg(graph.to_networkx(include_automatic=False), title=title))
     if not show and not (save_pipeline or pipeline_dot or pipeline_mermaid or pipeline_svg):
         click.echo(f"Pipeline OK: {len(graph.tasks)} task(s), {len(graph.dataset_types)} dataset type(s).")
+
+
+def _drawing_title(pipeline: str, description: str) -> str:
+    """The pipeline file's name and the first sentence of its description, kept short."""
+    name = Path(pipeline.split("#", 1)[0]).name
+    sentence = description.strip().split(". ", 1)[0].splitlines()[0] if description.strip() else ""
+    title = f"{name}: {sentence}" if sentence else name
+    return title if len(title) <= 90 else title[:89].rstrip() + "\u2026"

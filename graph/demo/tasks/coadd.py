@@ -16,7 +16,8 @@ from ...config import PipelineTaskConfig, field
 from ...connections import Input, Output, PipelineTaskConnections
 from ...errors import TaskExecutionError
 from ...quantum_context import QuantumContext
-from ...skymap import RingsSkyMap, RingsSkyMapConfig
+from ...skymap import RingsSkyMap
+from ...skymap_config import RingsSkyMapConfig
 from ...task import PipelineTask, Struct
 from .. import camera
 from ..processing.coaddition import CoaddAccumulator
@@ -97,7 +98,7 @@ class AssembleCoaddTask(PipelineTask):
         )
         context.put_outputs(self.connections, result, outputs)
 
-    def run(  # type: ignore[override,unused-ignore]
+    def run(
         self,
         warps: list[Any],
         sky_map: RingsSkyMapConfig | RingsSkyMap,

@@ -61,7 +61,7 @@ class DetectCoaddTask(PipelineTask):
         self.detection = cast(SourceDetectionTask, self.make_subtask("detection"))
         self.measurement = cast(SourceMeasurementTask, self.make_subtask("measurement"))
 
-    def run(self, coadd: Image) -> Struct:  # type: ignore[override,unused-ignore]
+    def run(self, coadd: Image) -> Struct:
         """Detect and measure; noise is the background RMS (or the variance plane without background)."""
         metadata = coadd.metadata
         wcs = wcs_from_metadata(metadata, what="deepCoadd")

@@ -79,7 +79,7 @@ class IsrTask(PipelineTask):
     _DefaultName = "isr"
     config: IsrConfig
 
-    def run(  # type: ignore[override,unused-ignore]
+    def run(
         self, raw: Image, bias: Image | None = None, flat: Image | None = None
     ) -> Struct:
         """Process one raw; ``bias``/``flat`` are required when ``do_bias``/``do_flat``."""

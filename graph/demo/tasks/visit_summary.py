@@ -80,7 +80,7 @@ class ConsolidateVisitSummaryTask(PipelineTask):
     _DefaultName = "consolidateVisitSummary"
     config: ConsolidateVisitSummaryConfig
 
-    def run(self, calexps: list[Any]) -> Struct:  # type: ignore[override,unused-ignore]
+    def run(self, calexps: list[Any]) -> Struct:
         """``calexps``: deferred handles (with ``get(component=...)``) or `Image` objects."""
         rows = [self._metadata(item) for item in calexps]
         rows.sort(key=lambda md: int(md.get("DETECTOR", -1)))

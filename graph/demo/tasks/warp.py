@@ -16,7 +16,8 @@ from ...config import PipelineTaskConfig, field
 from ...connections import Input, Output, PipelineTaskConnections
 from ...errors import NoWorkFound, TaskExecutionError
 from ...quantum_context import QuantumContext
-from ...skymap import RingsSkyMap, RingsSkyMapConfig
+from ...skymap import RingsSkyMap
+from ...skymap_config import RingsSkyMapConfig
 from ...task import PipelineTask, Struct
 from ..processing.coaddition import CoaddAccumulator
 from ..processing.photocal import flux_scale
@@ -116,7 +117,7 @@ class MakeWarpTask(PipelineTask):
         result = self.run(**values, tract=tract, patch=patch)
         context.put_outputs(self.connections, result, outputs)
 
-    def run(  # type: ignore[override,unused-ignore]
+    def run(
         self,
         calexps: list[Image],
         sky_map: RingsSkyMapConfig | RingsSkyMap,
