@@ -15,6 +15,11 @@ __all__ = [
     "InstrumentError",
     "NoWorkFound",
     "PipelineCycleError",
+    "QuantumGraphBuildError",
+    "QuantumGraphError",
+    "QuantumGraphFileError",
+    "MissingInputError",
+    "QuantumFailedError",
     "PipelineFileError",
     "RawIngestError",
     "SkyMapError",
@@ -123,3 +128,35 @@ class RawIngestError(InstrumentError):
 
 class SkyMapError(GraphError):
     """A sky map definition is invalid or conflicts with a registered one."""
+
+
+# -- quantum graphs and their execution --------------------------------------------------------------
+
+
+class QuantumGraphError(GraphError):
+    """A quantum graph is inconsistent or does not match what it is used with."""
+
+
+class QuantumGraphBuildError(QuantumGraphError):
+    """A quantum graph cannot be built (bad query, conflicting existing outputs, nothing to do, ...)."""
+
+
+class QuantumGraphFileError(QuantumGraphError):
+    """A ``.qg`` file is missing, truncated, corrupted, or of an incompatible format or universe version.
+
+    An infrastructure problem: retrying the job elsewhere may help; the pipeline is not at fault.
+    """
+
+    exit_code = 3
+
+
+class MissingInputError(GraphError):
+    """A quantum's input file is missing or unreadable (an infrastructure problem, not a task failure)."""
+
+    exit_code = 3
+
+
+class QuantumFailedError(TaskExecutionError):
+    """One or more quanta raised (the task's own failure); the message names them."""
+
+    exit_code = 1
