@@ -21,6 +21,12 @@ from .config import PipelineTaskConfig
 from .contracts import Contract, check_contracts
 from .errors import ConfigError, PipelineFileError, SubsetError
 from .pipeline_file import (
+    parts_to_primitives,
+    read_pipeline_file,
+    read_pipeline_string,
+    write_yaml_atomically,
+)
+from .pipeline_parts import (
     ConfigOverride,
     LabeledSubset,
     PipelineParts,
@@ -30,12 +36,8 @@ from .pipeline_file import (
     TaskSpec,
     ValueOverride,
     check_label,
-    parts_to_primitives,
-    read_pipeline_file,
-    read_pipeline_string,
     select_labels,
     substitute_parameters,
-    write_yaml_atomically,
 )
 from .task import PipelineTask
 from .task_loading import load_task_class, task_class_path

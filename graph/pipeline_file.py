@@ -1,4 +1,4 @@
-"""Pipeline YAML files: reading (imports merged, keys checked) and writing the parts a `Pipeline` is made of.
+"""Pipeline YAML files: reading (imports merged, keys checked) and writing the `pipeline_parts` a `Pipeline` is made of.
 
 The format is Rubin's pipe_base pipeline YAML (camelCase keys): ``description``, ``instrument``,
 ``parameters``, ``imports``, ``tasks``, ``subsets``, ``contracts`` and ``steps``. Config blocks hold
@@ -8,15 +8,13 @@ ever executed (Python override files are for the command line, ``-C label:file.p
 
 from __future__ import annotations
 
-import copy
 import difflib
 import enum
 import os
-import re
 import tempfile
 from collections import Counter
-from collections.abc import Hashable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,23 +22,27 @@ import yaml
 
 from .contracts import Contract
 from .errors import PipelineFileError, SubsetError
+from .pipeline_parts import (
+    ConfigOverride,
+    LabeledSubset,
+    PipelineParts,
+    PythonFileOverride,
+    Step,
+    SubsetMode,
+    TaskSpec,
+    ValueOverride,
+    check_label,
+    expand_names,
+    labels_text,
+    select_labels,
+    suggestion_end,
+)
 
 __all__ = [
     "TOP_LEVEL_KEYS",
-    "ConfigOverride",
-    "LabeledSubset",
-    "PipelineParts",
-    "PythonFileOverride",
-    "Step",
-    "SubsetMode",
-    "TaskSpec",
-    "ValueOverride",
-    "check_label",
     "parts_to_primitives",
     "read_pipeline_file",
     "read_pipeline_string",
-    "select_labels",
-    "substitute_parameters",
     "write_yaml_atomically",
 ]
 
@@ -61,8 +63,6 @@ _IMPORT_KEYS = ("location", "include", "exclude", "importContracts", "labeledSub
 _SUBSET_KEYS = ("subset", "description")
 _CONTRACT_KEYS = ("contract", "msg")
 _STEP_KEYS = ("label", "dimensions", "sharding_dimensions")
-_LABEL = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_PARAMETER = re.compile(r"parameters\.([A-Za-z_][A-Za-z0-9_]*)")
 _REFUSED_CONFIG_KEYS = {
     "python": "a 'python:' block would execute code from the pipeline file; set field values instead, or "
     "pass a Python override file on the command line with -C label:file.py",
@@ -72,200 +72,7 @@ _REFUSED_CONFIG_KEYS = {
 }
 
 
-# -- the parts of a pipeline -----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ValueOverride:
-    """Config field values set for one task, applied in order after the config's defaults."""
-
-    values: Mapping[str, Any]
-    """Field path (dotted, or nested mappings) -> value; strings ``parameters.<name>`` are substituted."""
-    source: str = ""
-    """Where the values came from (file and key, or the command line), recorded in config history."""
-    from_text: bool = False
-    """The values are command-line text the config parses (``-c label:field=value``), not typed values."""
-
-
-@dataclass(frozen=True)
-class PythonFileOverride:
-    """A Python config override file (``config`` bound to the task's config); command line or Python API only."""
-
-    path: str
-    """Path of the file."""
-    source: str = ""
-    """Where the override was requested, recorded in config history."""
-
-
-ConfigOverride = ValueOverride | PythonFileOverride
-"""One step of a task's configuration."""
-
-
-@dataclass(frozen=True)
-class TaskSpec:
-    """One task of a pipeline before its class is imported: label, class path and config overrides."""
-
-    label: str
-    """Label of the task in the pipeline (also the prefix of its ``_config``/``_metadata``/``_log`` datasets)."""
-    task_class: str
-    """Import path of the PipelineTask class (``package.module.ClassName``)."""
-    overrides: tuple[ConfigOverride, ...] = ()
-    """Config overrides in the order they are applied."""
-    source: str = ""
-    """File (or API call) that declared the task, for error messages."""
-    task_class_object: type | None = field(default=None, compare=False, repr=False)
-    """The class itself when the pipeline was built in Python from a class (spares an import)."""
-
-
-@dataclass(frozen=True)
-class LabeledSubset:
-    """A named set of task labels (``subsets:``), selectable with ``pipeline.yaml#name``."""
-
-    name: str
-    """Name of the subset (distinct from every task label)."""
-    labels: tuple[str, ...]
-    """Task labels in the subset."""
-    description: str | None = None
-    """What the subset is for."""
-
-
-@dataclass(frozen=True)
-class Step:
-    """One step (``steps:``): a subset run as a unit, in order, with its sharding dimensions."""
-
-    label: str
-    """Name of the labeled subset the step runs."""
-    dimensions: tuple[str, ...] = ()
-    """Dimensions the step is split (sharded) over when submitted."""
-
-
-class SubsetMode(enum.Enum):
-    """What an import does with a labeled subset that names labels its include/exclude removed."""
-
-    ASSERT = "ASSERT"
-    """Refuse the import (the default)."""
-    DROP = "DROP"
-    """Drop the subset."""
-    EDIT = "EDIT"
-    """Remove the missing labels from the subset (dropping it if it becomes empty)."""
-
-
-@dataclass
-class PipelineParts:
-    """Everything a pipeline file (with its imports) defines; the mutable state inside a `Pipeline`."""
-
-    description: str = ""
-    instrument: str | None = None
-    parameters: dict[str, Any] = field(default_factory=dict)
-    tasks: dict[str, TaskSpec] = field(default_factory=dict)
-    subsets: dict[str, LabeledSubset] = field(default_factory=dict)
-    contracts: list[Contract] = field(default_factory=list)
-    steps: list[Step] = field(default_factory=list)
-    source: str = ""
-    """The file the parts were read from (empty for a pipeline built in Python)."""
-
-    def copy(self) -> PipelineParts:
-        """An independent copy (parameters deep-copied; the rest is immutable)."""
-        return replace(
-            self,
-            parameters=copy.deepcopy(self.parameters),
-            tasks=dict(self.tasks),
-            subsets=dict(self.subsets),
-            contracts=list(self.contracts),
-            steps=list(self.steps),
-        )
-
-    def validate(self) -> None:
-        """Check subsets, steps and parameter references; `PipelineFileError`/`SubsetError` if inconsistent."""
-        where = f"{self.source}: " if self.source else ""
-        for subset in self.subsets.values():
-            missing = [label for label in subset.labels if label not in self.tasks]
-            if missing:
-                raise SubsetError(
-                    f"{where}subset {subset.name!r} names {_labels_text(missing)} not in the pipeline"
-                    f"{_suggest(missing[0], self.tasks)}"
-                )
-            if subset.name in self.tasks:
-                raise PipelineFileError(f"{where}subset {subset.name!r} has the same name as a task label.")
-        seen_steps: set[str] = set()
-        for step in self.steps:
-            if step.label not in self.subsets:
-                raise SubsetError(
-                    f"{where}step {step.label!r} is not a labeled subset{_suggest(step.label, self.subsets)}"
-                    " (each step label must name a subset under 'subsets:')"
-                )
-            if step.label in seen_steps:
-                raise PipelineFileError(f"{where}step {step.label!r} is listed twice.")
-            seen_steps.add(step.label)
-        if self.steps:
-            owner: dict[str, str] = {}
-            for step in self.steps:
-                for label in self.subsets[step.label].labels:
-                    if label in owner:
-                        raise PipelineFileError(
-                            f"{where}task {label!r} is in two steps, {owner[label]!r} and {step.label!r}; "
-                            "each task must be in exactly one step."
-                        )
-                    owner[label] = step.label
-            missing = [label for label in self.tasks if label not in owner]
-            if missing:
-                raise PipelineFileError(
-                    f"{where}{_labels_text(missing)} in no step; when 'steps' are given each task must be "
-                    "in exactly one step."
-                )
-        for spec in self.tasks.values():
-            for override in spec.overrides:
-                if isinstance(override, ValueOverride):
-                    substitute_parameters(override.values, self.parameters, override.source)
-
-
 # -- helpers ---------------------------------------------------------------------------------------
-
-
-def _suggest(name: str, candidates: Iterable[str]) -> str:
-    close = difflib.get_close_matches(name, list(candidates), n=3)
-    return f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else "."
-
-
-def _labels_text(labels: Sequence[str]) -> str:
-    return ("label " if len(labels) == 1 else "labels ") + ", ".join(repr(label) for label in labels)
-
-
-def check_label(label: object, where: str) -> str:
-    """``label`` if it is a valid task label (an identifier, not ``parameters``); else `PipelineFileError`."""
-    if not isinstance(label, str) or not _LABEL.fullmatch(label):
-        raise PipelineFileError(
-            f"{where}task label {label!r} is invalid: use letters, digits and underscores, not starting "
-            "with a digit (labels prefix dataset type names such as '<label>_config')."
-        )
-    if label == "parameters":
-        raise PipelineFileError(f"{where}'parameters' is reserved and cannot be a task label.")
-    return label
-
-
-def substitute_parameters(value: Any, parameters: Mapping[str, Any], source: str) -> Any:
-    """``value`` with every string ``parameters.<name>`` replaced by that parameter (recursively).
-
-    Raises `PipelineFileError` naming the reference, ``source`` and the known parameters if a name
-    is not defined.
-    """
-    if isinstance(value, str):
-        match = _PARAMETER.fullmatch(value)
-        if match is None:
-            return value
-        name = match.group(1)
-        if name not in parameters:
-            known = ", ".join(parameters) or "none"
-            raise PipelineFileError(
-                f"{source}: {value!r} refers to parameter {name!r}, which the pipeline does not define "
-                f"(parameters: {known}){_suggest(name, parameters)}"
-            )
-        return copy.deepcopy(parameters[name])
-    if isinstance(value, Mapping):
-        return {key: substitute_parameters(item, parameters, source) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return [substitute_parameters(item, parameters, source) for item in value]
-    return value
 
 
 def _check_keys(mapping: Mapping[str, Any], allowed: Sequence[str], where: str, what: str) -> None:
@@ -396,8 +203,8 @@ def _read_document(
         missing = [label for label in subset.labels if label not in parts.tasks]
         if missing:
             raise SubsetError(
-                f"{where}subset {subset.name!r} names {_labels_text(missing)} not in the pipeline"
-                f"{_suggest(missing[0], parts.tasks)}"
+                f"{where}subset {subset.name!r} names {labels_text(missing)} not in the pipeline"
+                f"{suggestion_end(missing[0], parts.tasks)}"
             )
     return parts
 
@@ -539,7 +346,7 @@ def _read_import(entry: Any, where: str, base_dir: Path, stack: tuple[Path, ...]
     if "include" in entry or "exclude" in entry:
         include = "include" in entry
         names = _string_list(entry["include" if include else "exclude"], where, f"{what}: include/exclude")
-        chosen = _expand_names(parts, names, f"{where}{what}: ")
+        chosen = expand_names(parts, names, f"{where}{what}: ")
         labels = chosen if include else [label for label in parts.tasks if label not in set(chosen)]
         parts = select_labels(parts, labels, mode, f"{where}{what}: ")
     import_contracts = entry.get("importContracts", True)
@@ -548,54 +355,6 @@ def _read_import(entry: Any, where: str, base_dir: Path, stack: tuple[Path, ...]
     if not import_contracts:
         parts.contracts = []
     return parts
-
-
-def _expand_names(parts: PipelineParts, names: Iterable[str], where: str) -> list[str]:
-    """Task labels named directly or through subsets; `SubsetError` with suggestions for unknown names."""
-    labels: list[str] = []
-    for name in names:
-        if name in parts.subsets:
-            labels.extend(parts.subsets[name].labels)
-        elif name in parts.tasks:
-            labels.append(name)
-        else:
-            known = [*parts.tasks, *parts.subsets]
-            raise SubsetError(
-                f"{where}{name!r} is neither a task label nor a labeled subset of the pipeline"
-                f"{_suggest(name, known)} (labels: {', '.join(parts.tasks) or 'none'}; subsets: "
-                f"{', '.join(parts.subsets) or 'none'})"
-            )
-    return list(dict.fromkeys(labels))
-
-
-def select_labels(
-    parts: PipelineParts, labels: Iterable[str], mode: SubsetMode = SubsetMode.EDIT, where: str = ""
-) -> PipelineParts:
-    """A copy of ``parts`` keeping only ``labels`` (task labels or subset names).
-
-    Subsets that lose labels follow ``mode``; steps whose subset is dropped are dropped; contracts
-    that refer to a removed label are dropped.
-    """
-    keep = set(_expand_names(parts, labels, where))
-    result = parts.copy()
-    result.tasks = {label: spec for label, spec in parts.tasks.items() if label in keep}
-    subsets: dict[str, LabeledSubset] = {}
-    for name, subset in parts.subsets.items():
-        remaining = tuple(label for label in subset.labels if label in keep)
-        if len(remaining) == len(subset.labels):
-            subsets[name] = subset
-        elif mode is SubsetMode.ASSERT:
-            removed = [label for label in subset.labels if label not in keep]
-            raise SubsetError(
-                f"{where}labeled subset {name!r} would lose {_labels_text(removed)}; set "
-                "labeledSubsetModifyMode to DROP or EDIT, or change include/exclude."
-            )
-        elif mode is SubsetMode.EDIT and remaining:
-            subsets[name] = replace(subset, labels=remaining)
-    result.subsets = subsets
-    result.steps = [step for step in parts.steps if step.label in subsets]
-    result.contracts = [c for c in parts.contracts if c.labels <= set(result.tasks)]
-    return result
 
 
 def _merge_import(merged: PipelineParts, imported: PipelineParts, where: str) -> None:
@@ -650,7 +409,7 @@ def _merge_own(merged: PipelineParts, own: PipelineParts, where: str) -> Pipelin
             if not spec.task_class:
                 raise PipelineFileError(
                     f"{where}tasks.{label} has no 'class' and no import defines {label!r}"
-                    f"{_suggest(label, result.tasks)}"
+                    f"{suggestion_end(label, result.tasks)}"
                 )
             result.tasks[label] = spec
         elif not spec.task_class or spec.task_class == existing.task_class:

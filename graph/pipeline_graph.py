@@ -8,225 +8,46 @@ writes ``packages``. Construction refuses two producers of a dataset type, cycle
 prerequisites, incompatible storage classes and inconsistent dimensions, each with a named error.
 `PipelineGraph.resolve` turns dataset type nodes into butler `DatasetType` objects, checked against
 a registry when one is given. The quantum-graph builder starts from here.
+
+The node and edge classes live in `pipeline_graph_nodes`, the checks run while building in
+`pipeline_graph_checks`.
 """
 
 from __future__ import annotations
 
-import difflib
 import heapq
 import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import networkx as nx
 
 from butler.datasets import DatasetType
 from butler.dimensions import DimensionGroup, DimensionUniverse
-from butler.errors import DimensionNameError
 from butler.storage_classes import StorageClassRegistry
 
 from .config import PipelineTaskConfig
-from .connections import (
-    BaseConnection,
-    DimensionedConnection,
-    InitInput,
-    InitOutput,
-    Input,
-    Output,
-    PipelineTaskConnections,
-    PrerequisiteInput,
-)
-from .errors import (
-    ConnectionDefinitionError,
-    DatasetTypeConflictError,
-    DimensionMismatchError,
-    DuplicateProducerError,
-    GraphError,
-    PipelineCycleError,
-    PipelineFileError,
-    StorageClassMismatchError,
-    SubsetError,
-    UnresolvedDatasetTypeError,
-)
+from .errors import DatasetTypeConflictError, PipelineCycleError, SubsetError, UnresolvedDatasetTypeError
 from .pipeline import Pipeline
-from .pipeline_file import Step
-from .task import PipelineTask
+from .pipeline_graph_checks import (
+    check_read,
+    check_single_producer,
+    check_steps,
+    did_you_mean,
+    make_dataset_type_node,
+    make_task_node,
+    registry_conflicts,
+)
+from .pipeline_graph_nodes import PACKAGES_DATASET_TYPE, DatasetTypeNode, TaskEdge, TaskNode
+from .pipeline_parts import Step
 
 if TYPE_CHECKING:
     from butler.registry import Registry  # only annotations: importing the registry pulls in SQLAlchemy
 
-__all__ = [
-    "PACKAGES_DATASET_TYPE",
-    "DatasetTypeNode",
-    "EdgeKind",
-    "PipelineGraph",
-    "TaskEdge",
-    "TaskNode",
-    "can_convert",
-]
+__all__ = ["PipelineGraph"]
 
 _LOG = logging.getLogger(__name__)
-
-PACKAGES_DATASET_TYPE = "packages"
-"""The pipeline-wide init output recording software versions (storage class "Packages")."""
-
-EdgeKind = Literal["input", "prerequisite_input", "output", "init_input", "init_output"]
-"""How a task uses a dataset type."""
-
-_KIND_OF: Sequence[tuple[type[BaseConnection], EdgeKind]] = (
-    # Order matters: PrerequisiteInput is an Input subclass.
-    (PrerequisiteInput, "prerequisite_input"),
-    (Input, "input"),
-    (Output, "output"),
-    (InitInput, "init_input"),
-    (InitOutput, "init_output"),
-)
-
-
-def can_convert(source: str, target: str, storage_classes: StorageClassRegistry) -> bool:
-    """Whether a dataset stored as storage class ``source`` can be read as (or written from) ``target``.
-
-    True for the same storage class, two storage classes of the same Python type, or when
-    ``target`` declares a converter from ``source``'s Python type.
-    """
-    if source == target:
-        return True
-    if source not in storage_classes or target not in storage_classes:
-        return False
-    source_class, target_class = storage_classes[source], storage_classes[target]
-    return (
-        source_class.pytype_name == target_class.pytype_name
-        or source_class.pytype_name in target_class.converters
-    )
-
-
-@dataclass(frozen=True)
-class TaskEdge:
-    """One connection of a task to a dataset type (automatic ones: ``_config``, ``_metadata``, ``_log``)."""
-
-    task_label: str
-    """Label of the task."""
-    connection_name: str
-    """Attribute name of the connection in the task's connections class."""
-    dataset_type_name: str
-    """Name of the (parent) dataset type node."""
-    component: str | None
-    """Component read (``calexp.wcs`` -> ``wcs``), or None."""
-    kind: EdgeKind
-    """How the task uses the dataset type."""
-    storage_class: str
-    """Storage class the task gets or puts."""
-    dimensions: tuple[str, ...]
-    """Dimensions the connection declares (empty for init datasets)."""
-    is_calibration: bool = False
-    """The connection declares a calibration dataset type."""
-    multiple: bool = False
-    """The task takes (or writes) a list of datasets per quantum."""
-
-    @property
-    def full_name(self) -> str:
-        """Dataset type name including the component (``calexp.wcs``)."""
-        return f"{self.dataset_type_name}.{self.component}" if self.component else self.dataset_type_name
-
-    @property
-    def qualified_name(self) -> str:
-        """``label.connection`` for messages."""
-        return f"{self.task_label}.{self.connection_name}"
-
-    @property
-    def is_init(self) -> bool:
-        """Whether this is an init-input or init-output."""
-        return self.kind in ("init_input", "init_output")
-
-    @property
-    def is_read(self) -> bool:
-        """Whether the task reads the dataset type (input, prerequisite or init-input)."""
-        return self.kind in ("input", "prerequisite_input", "init_input")
-
-
-@dataclass(frozen=True, eq=False)
-class TaskNode:
-    """A configured task in the graph."""
-
-    label: str
-    """Label of the task in the pipeline."""
-    task_class: type[PipelineTask]
-    """The PipelineTask subclass."""
-    task_class_name: str
-    """Import path of the task class."""
-    config: PipelineTaskConfig
-    """The task's frozen config (defaults, then the pipeline's and command line's overrides)."""
-    connections: PipelineTaskConnections
-    """Connections resolved for ``config``."""
-    dimensions: DimensionGroup
-    """Dimensions of the task's quanta (with everything they require or imply)."""
-    edges: tuple[TaskEdge, ...]
-    """Every connection of the task, automatic ones included."""
-
-    def edges_of(self, *kinds: EdgeKind) -> tuple[TaskEdge, ...]:
-        """The edges of the given kinds, in declaration order."""
-        return tuple(edge for edge in self.edges if edge.kind in kinds)
-
-    @property
-    def inputs(self) -> tuple[TaskEdge, ...]:
-        """Regular (per-quantum) inputs."""
-        return self.edges_of("input")
-
-    @property
-    def prerequisite_inputs(self) -> tuple[TaskEdge, ...]:
-        """Prerequisite inputs (looked up in the input collections)."""
-        return self.edges_of("prerequisite_input")
-
-    @property
-    def outputs(self) -> tuple[TaskEdge, ...]:
-        """Per-quantum outputs, ``<label>_metadata`` and ``<label>_log`` included."""
-        return self.edges_of("output")
-
-    @property
-    def init_inputs(self) -> tuple[TaskEdge, ...]:
-        """Init-inputs."""
-        return self.edges_of("init_input")
-
-    @property
-    def init_outputs(self) -> tuple[TaskEdge, ...]:
-        """Init-outputs, ``<label>_config`` included."""
-        return self.edges_of("init_output")
-
-    def __repr__(self) -> str:
-        return f"TaskNode({self.label!r}, {self.task_class_name}, dimensions={self.dimensions})"
-
-
-@dataclass(frozen=True)
-class DatasetTypeNode:
-    """A dataset type in the graph, as the pipeline's connections define it."""
-
-    name: str
-    """Name of the (parent) dataset type."""
-    storage_class: str | None
-    """Storage class (the producer's; else the first whole-dataset consumer's; None if only components are read)."""
-    dimensions: DimensionGroup
-    """Dimensions."""
-    is_calibration: bool
-    """Whether it is a calibration (found in CALIBRATION collections by validity range)."""
-    is_init: bool
-    """Whether it is an init-input/output (no dimensions, one per run)."""
-    is_prerequisite: bool
-    """Whether every task reading it reads it as a prerequisite input."""
-    producer: str | None
-    """Label of the task writing it (None for overall inputs and ``packages``)."""
-    consumers: tuple[str, ...]
-    """Labels of the tasks reading it (whole or a component)."""
-
-    def to_dataset_type(self) -> DatasetType:
-        """The butler dataset type; `UnresolvedDatasetTypeError` if the storage class is unknown."""
-        if self.storage_class is None:
-            raise UnresolvedDatasetTypeError(
-                f"Dataset type {self.name!r} is only read as components by {list(self.consumers)}; its storage "
-                "class comes from the registry (resolve with a registry)."
-            )
-        return DatasetType(self.name, self.dimensions, self.storage_class, is_calibration=self.is_calibration)
 
 
 def _task_key(label: str) -> tuple[str, str]:
@@ -235,30 +56,6 @@ def _task_key(label: str) -> tuple[str, str]:
 
 def _dataset_key(name: str) -> tuple[str, str]:
     return ("dataset_type", name)
-
-
-def _edge_kind(connection: BaseConnection) -> EdgeKind:
-    for cls, kind in _KIND_OF:
-        if isinstance(connection, cls):
-            return kind
-    raise ConnectionDefinitionError(f"{type(connection).__name__} is not a connection type.")
-
-
-def _group(universe: DimensionUniverse, names: Iterable[str], where: str) -> DimensionGroup:
-    try:
-        return universe.group(names)
-    except DimensionNameError as err:
-        raise DimensionMismatchError(f"{where}: {err.args[0] if err.args else err}") from None
-
-
-def _text(group: DimensionGroup) -> str:
-    """A dimension group as written in connections: its required dimensions."""
-    return "(" + ", ".join(group.required) + ")"
-
-
-def _suggest(name: str, candidates: Iterable[str]) -> str:
-    close = difflib.get_close_matches(name, list(candidates), n=3)
-    return f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
 
 
 class PipelineGraph:
@@ -302,7 +99,8 @@ class PipelineGraph:
                     else:
                         self._graph.add_edge(key, task_key, edges=[edge])
                 else:
-                    self._check_single_producer(edge)
+                    producers = [self._graph.edges[p, key]["edges"][0] for p in self._graph.predecessors(key)]
+                    check_single_producer(edge, producers)
                     self._graph.add_edge(_task_key(node.label), key, edges=[edge])
         order = self._topological_order()
         self._tasks: dict[str, TaskNode] = {}
@@ -312,11 +110,14 @@ class PipelineGraph:
                 self._tasks[key[1]] = self._graph.nodes[key]["node"]
         for key in order:
             if key[0] == "dataset_type":
-                dataset_node = self._make_dataset_type_node(key[1])
+                produced, read = self._edges_at(key)
+                dataset_node = make_dataset_type_node(
+                    key[1], produced, read, self._universe, self._storage_classes
+                )
                 self._graph.nodes[key]["node"] = dataset_node
                 self._dataset_types[key[1]] = dataset_node
         self._steps = tuple(steps)
-        self._check_steps()
+        check_steps(self._steps, self._tasks.values(), self._dataset_types, self._universe)
 
     # -- construction -----------------------------------------------------------------------------
 
@@ -348,7 +149,7 @@ class PipelineGraph:
             config = configs[label]
             config.freeze()
             task_nodes.append(
-                _make_task_node(
+                make_task_node(
                     label,
                     classes[label],
                     pipeline.tasks[label].task_class,
@@ -373,24 +174,6 @@ class PipelineGraph:
         )
         return graph
 
-    def _check_single_producer(self, edge: TaskEdge) -> None:
-        if edge.component is not None:
-            raise ConnectionDefinitionError(
-                f"Output {edge.qualified_name} writes component {edge.full_name!r}; write the parent dataset type."
-            )
-        key = _dataset_key(edge.dataset_type_name)
-        for producer_key in self._graph.predecessors(key):
-            other: TaskEdge = self._graph.edges[producer_key, key]["edges"][0]
-            if other.task_label == edge.task_label:
-                raise DuplicateProducerError(
-                    f"Task {edge.task_label!r} writes dataset type {edge.dataset_type_name!r} twice, as "
-                    f"connections {other.connection_name!r} and {edge.connection_name!r}."
-                )
-            raise DuplicateProducerError(
-                f"Dataset type {edge.dataset_type_name!r} is produced by two tasks: {other.qualified_name} and "
-                f"{edge.qualified_name}; rename one output in its config's connections section."
-            )
-
     def _topological_order(self) -> list[tuple[str, str]]:
         """Kahn's algorithm, preferring insertion order; `PipelineCycleError` showing one cycle."""
         rank = {key: index for index, key in enumerate(self._graph.nodes)}
@@ -414,84 +197,6 @@ class PipelineGraph:
             raise PipelineCycleError(f"The pipeline has a cycle: {' -> '.join(names)}.")
         return order
 
-    def _make_dataset_type_node(self, name: str) -> DatasetTypeNode:
-        key = _dataset_key(name)
-        if name == PACKAGES_DATASET_TYPE and self._graph.degree(key) == 0:
-            return DatasetTypeNode(name, "Packages", self._universe.empty, False, True, False, None, ())
-        producer_edges, reader_edges = self._edges_at(key)
-        producer = producer_edges[0] if producer_edges else None
-        edges: list[TaskEdge] = producer_edges + reader_edges
-        if name == PACKAGES_DATASET_TYPE and producer is not None:
-            raise DuplicateProducerError(
-                f"Dataset type {name!r} is written by the framework, not by a task; rename output "
-                f"{producer.qualified_name}."
-            )
-        # Init or per-quantum, consistently.
-        init_edges = [edge for edge in edges if edge.is_init]
-        if init_edges and len(init_edges) != len(edges):
-            regular = next(edge for edge in edges if not edge.is_init)
-            raise DatasetTypeConflictError(
-                f"Dataset type {name!r} is an init dataset for {init_edges[0].qualified_name} but a "
-                f"per-quantum dataset for {regular.qualified_name}."
-            )
-        # Prerequisite or regular, consistently, and never produced in the pipeline.
-        prerequisites = [edge for edge in reader_edges if edge.kind == "prerequisite_input"]
-        if prerequisites and producer is not None:
-            raise DatasetTypeConflictError(
-                f"Dataset type {name!r} is a prerequisite input of {prerequisites[0].qualified_name} but is "
-                f"produced by {producer.qualified_name}; prerequisites must come from the input collections "
-                "(make it a regular Input)."
-            )
-        regular_reads = [edge for edge in reader_edges if edge.kind == "input"]
-        if prerequisites and regular_reads:
-            raise DatasetTypeConflictError(
-                f"Dataset type {name!r} is a prerequisite input of {prerequisites[0].qualified_name} but a "
-                f"regular input of {regular_reads[0].qualified_name}; use the same kind of connection."
-            )
-        # Dimensions agree (components have their parent's dimensions).
-        first = edges[0]
-        dimensions = _group(self._universe, first.dimensions, f"connection {first.qualified_name}")
-        for edge in edges[1:]:
-            other = _group(self._universe, edge.dimensions, f"connection {edge.qualified_name}")
-            if other != dimensions:
-                raise DimensionMismatchError(
-                    f"Dataset type {name!r} has dimensions {_text(dimensions)} in connection {first.qualified_name} "
-                    f"but {_text(other)} in connection {edge.qualified_name}."
-                )
-        calibration_edges = [edge for edge in edges if edge.is_calibration]
-        if calibration_edges and len(calibration_edges) != len(edges):
-            plain = next(edge for edge in edges if not edge.is_calibration)
-            raise DatasetTypeConflictError(
-                f"Dataset type {name!r} is a calibration in connection {calibration_edges[0].qualified_name} "
-                f"but not in connection {plain.qualified_name}."
-            )
-        storage_class = self._check_storage_classes(name, producer, reader_edges)
-        return DatasetTypeNode(
-            name=name,
-            storage_class=storage_class,
-            dimensions=dimensions,
-            is_calibration=bool(calibration_edges),
-            is_init=bool(init_edges),
-            is_prerequisite=bool(prerequisites),
-            producer=producer.task_label if producer else None,
-            consumers=tuple(dict.fromkeys(edge.task_label for edge in reader_edges)),
-        )
-
-    def _check_storage_classes(
-        self, name: str, producer: TaskEdge | None, readers: Sequence[TaskEdge]
-    ) -> str | None:
-        """The node's storage class; `StorageClassMismatchError` for a reader that cannot convert."""
-        if producer is not None:
-            source_edge: TaskEdge | None = producer
-        else:
-            source_edge = next((edge for edge in readers if edge.component is None), None)
-        storage_class = source_edge.storage_class if source_edge else None
-        for edge in readers:
-            if edge is source_edge:
-                continue
-            self.check_read(edge, storage_class, "produced by" if producer else "read by", source_edge)
-        return storage_class
-
     def check_read(
         self,
         edge: TaskEdge,
@@ -499,55 +204,12 @@ class PipelineGraph:
         relation: str = "stored as",
         source: TaskEdge | None = None,
     ) -> None:
-        """Check ``edge`` can read a dataset stored as ``storage_class`` (its component, if it reads one)."""
-        if storage_class is None:
-            return  # only components are read; the registry decides (resolve)
-        stored = storage_class
-        if edge.component is not None:
-            component_class = self._storage_classes.component_storage_class(storage_class, edge.component)
-            if component_class is None:
-                components = (
-                    list(self._storage_classes[storage_class].components)
-                    if storage_class in (self._storage_classes)
-                    else []
-                )
-                raise StorageClassMismatchError(
-                    f"Connection {edge.qualified_name} reads component {edge.full_name!r}, but storage class "
-                    f"{storage_class!r} of {edge.dataset_type_name!r} has no component {edge.component!r}"
-                    f" (components: {', '.join(components) or 'none'}){_suggest(edge.component, components)}."
-                )
-            stored = component_class
-        if not can_convert(stored, edge.storage_class, self._storage_classes):
-            origin = f" ({relation} {source.qualified_name})" if source is not None else ""
-            raise StorageClassMismatchError(
-                f"Connection {edge.qualified_name} reads {edge.full_name!r} as storage class "
-                f"{edge.storage_class!r}, but it is stored as {stored!r}{origin} and cannot be converted."
-            )
+        """Check ``edge`` can read a dataset stored as ``storage_class`` (its component, if it reads one).
 
-    def _check_steps(self) -> None:
-        step_of: dict[str, int] = {}
-        for index, (step, labels) in enumerate(self._steps):
-            for dimension in step.dimensions:
-                if dimension not in self._universe:
-                    raise DimensionMismatchError(
-                        f"Step {step.label!r} is sharded over unknown dimension {dimension!r}"
-                        f"{_suggest(dimension, self._universe.dimension_names)}."
-                    )
-            for label in labels:
-                step_of[label] = index
-        if not self._steps:
-            return
-        for node in self._tasks.values():
-            for edge in node.edges:
-                if not edge.is_read:
-                    continue
-                producer = self._dataset_types[edge.dataset_type_name].producer
-                if producer is not None and step_of.get(producer, -1) > step_of.get(node.label, -1):
-                    raise PipelineFileError(
-                        f"Step {self._steps[step_of[node.label]][0].label!r}: task {node.label!r} reads "
-                        f"{edge.dataset_type_name!r}, which {producer!r} writes in the later step "
-                        f"{self._steps[step_of[producer]][0].label!r}; reorder the steps."
-                    )
+        `StorageClassMismatchError` if it cannot; ``relation`` and ``source`` say in the message where
+        the storage class comes from (see `pipeline_graph_checks.check_read`).
+        """
+        check_read(edge, storage_class, self._storage_classes, relation, source)
 
     # -- accessors --------------------------------------------------------------------------------
 
@@ -653,7 +315,7 @@ class PipelineGraph:
         except KeyError:
             raise SubsetError(
                 f"Unknown task label {label!r} (pipeline has: {', '.join(self._tasks) or 'none'})"
-                f"{_suggest(label, self._tasks)}"
+                f"{did_you_mean(label, self._tasks)}"
             ) from None
 
     def _dataset_type(self, name: str) -> DatasetTypeNode:
@@ -662,7 +324,7 @@ class PipelineGraph:
             return self._dataset_types[parent]
         except KeyError:
             raise UnresolvedDatasetTypeError(
-                f"Dataset type {parent!r} is not in the pipeline{_suggest(parent, self._dataset_types)}"
+                f"Dataset type {parent!r} is not in the pipeline{did_you_mean(parent, self._dataset_types)}"
             ) from None
 
     def __repr__(self) -> str:
@@ -700,7 +362,8 @@ class PipelineGraph:
                     is_calibration=ours.is_calibration,
                 )
                 continue
-            conflicts.extend(self._registry_conflicts(node, existing))
+            produced, read = self._edges_at(_dataset_key(name))
+            conflicts.extend(registry_conflicts(node, existing, produced, read, self._storage_classes))
             resolved[name] = existing
         if conflicts:
             raise DatasetTypeConflictError(
@@ -713,33 +376,6 @@ class PipelineGraph:
                 + "."
             )
         return resolved
-
-    def _registry_conflicts(self, node: DatasetTypeNode, registered: DatasetType) -> list[str]:
-        problems = []
-        if tuple(registered.dimensions.names) != tuple(node.dimensions.names):
-            problems.append(
-                f"{node.name}: dimensions {_text(registered.dimensions)} in the registry, {_text(node.dimensions)} "
-                "in the pipeline"
-            )
-        if registered.is_calibration != node.is_calibration and not node.is_init:
-            problems.append(
-                f"{node.name}: is_calibration={registered.is_calibration} in the registry, "
-                f"{node.is_calibration} in the pipeline"
-            )
-        stored = registered.storage_class_name
-        produced, read = self._edges_at(_dataset_key(node.name))
-        for edge in produced:
-            if not can_convert(edge.storage_class, stored, self._storage_classes):
-                problems.append(
-                    f"{node.name}: {edge.qualified_name} writes storage class {edge.storage_class!r}, which cannot "
-                    f"be stored as the registered {stored!r}"
-                )
-        for edge in read:
-            try:
-                self.check_read(edge, stored, "registered as")
-            except StorageClassMismatchError as err:
-                problems.append(f"{node.name}: {err}")
-        return problems
 
     def register_dataset_types(self, registry: Registry) -> list[str]:
         """Register every dataset type the pipeline produces (and ``packages``); names newly registered.
@@ -815,85 +451,3 @@ class PipelineGraph:
         """Every task edge, tasks in topological order."""
         for node in self._tasks.values():
             yield from node.edges
-
-
-def _make_task_node(
-    label: str,
-    task_class: type[PipelineTask],
-    task_class_name: str,
-    config: PipelineTaskConfig,
-    universe: DimensionUniverse,
-    storage_classes: StorageClassRegistry,
-) -> TaskNode:
-    """Connections and edges of one task, with the per-connection dimension and storage class checks."""
-    connections_class = getattr(type(config), "connections_class", None)
-    if connections_class is None or not issubclass(connections_class, PipelineTaskConnections):
-        raise ConnectionDefinitionError(
-            f"Task {label!r}: config class {type(config).__name__} of {task_class_name} has no connections "
-            "class (declare it with PipelineTaskConfig, connections=...)."
-        )
-    try:
-        connections = connections_class(config=config)
-    except GraphError:
-        raise
-    except Exception as err:
-        raise ConnectionDefinitionError(
-            f"Task {label!r}: constructing {connections_class.__name__} raised {type(err).__name__}: {err}"
-        ) from err
-    dimensions = _group(universe, connections.dimensions, f"Task {label!r} ({task_class_name}) dimensions")
-    edges: list[TaskEdge] = []
-    for attr, connection in connections.iter_connections():
-        where = f"Task {label!r} connection {attr!r}"
-        kind = _edge_kind(connection)
-        parent, _, component = connection.name.partition(".")
-        if connection.storage_class not in storage_classes:
-            raise StorageClassMismatchError(
-                f"{where} ({connection.name!r}) uses unknown storage class {connection.storage_class!r}"
-                f"{_suggest(connection.storage_class, storage_classes.names())}; known: "
-                f"{', '.join(storage_classes.names())}."
-            )
-        connection_dimensions: tuple[str, ...] = ()
-        is_calibration = False
-        if isinstance(connection, DimensionedConnection):
-            connection_dimensions = connection.dimensions
-            is_calibration = connection.is_calibration
-            group = _group(universe, connection_dimensions, where)
-            if kind == "output" and not group.issubset(dimensions):
-                raise DimensionMismatchError(
-                    f"{where}: output {connection.name!r} has dimensions {_text(group)}, which are not all among "
-                    f"the task's dimensions {_text(dimensions)} (with what they imply: {dimensions})."
-                )
-            if (
-                kind in ("input", "prerequisite_input")
-                and not connection.multiple
-                and not group.issubset(dimensions)
-            ):
-                raise DimensionMismatchError(
-                    f"{where}: input {connection.name!r} has dimensions {_text(group)}, not all among the task's "
-                    f"dimensions {_text(dimensions)} (with what they imply: {dimensions}), so a quantum may "
-                    "get many of them; declare it multiple=True."
-                )
-        edges.append(
-            TaskEdge(
-                task_label=label,
-                connection_name=attr,
-                dataset_type_name=parent,
-                component=component or None,
-                kind=kind,
-                storage_class=connection.storage_class,
-                dimensions=connection_dimensions,
-                is_calibration=is_calibration,
-                multiple=connection.multiple,
-            )
-        )
-    task_dimensions = dimensions.required
-    edges.extend(
-        [
-            TaskEdge(label, "_config", f"{label}_config", None, "init_output", "Config", ()),
-            TaskEdge(
-                label, "_metadata", f"{label}_metadata", None, "output", "TaskMetadata", task_dimensions
-            ),
-            TaskEdge(label, "_log", f"{label}_log", None, "output", "ButlerLogRecords", task_dimensions),
-        ]
-    )
-    return TaskNode(label, task_class, task_class_name, config, connections, dimensions, tuple(edges))

@@ -13,7 +13,8 @@ from butler.errors import ButlerError
 from butler.timing import log_duration
 
 from .errors import SkyMapError
-from .skymap import RingsSkyMap, RingsSkyMapConfig
+from .skymap import RingsSkyMap
+from .skymap_config import RingsSkyMapConfig
 
 __all__ = [
     "SKYMAP_DATASET_TYPE",

@@ -9,7 +9,7 @@ import click
 from butler.butler import Butler
 from butler.cli.options import repo_argument
 
-from .. import skymap, skymap_registration
+from .. import skymap_config, skymap_registration
 from ..errors import GraphError
 from .errors import GraphCommandError
 
@@ -41,7 +41,7 @@ def register_skymap(repo: str, name: str, config_path: Path, collection: str) ->
     it again with the same config changes nothing; another config under the same name is refused.
     """
     try:
-        config = skymap.read_skymap_config(config_path)
+        config = skymap_config.read_skymap_config(config_path)
         with Butler(repo) as butler:
             summary = skymap_registration.register_skymap(butler, name, config, collection=collection)
     except GraphError as err:

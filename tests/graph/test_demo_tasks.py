@@ -40,7 +40,7 @@ from graph.errors import ConfigError, NoWorkFound, TaskExecutionError
 from graph.pipeline import Pipeline
 from graph.pipeline_graph import PipelineGraph
 from graph.quantum_context import QuantumContext
-from graph.skymap import RingsSkyMapConfig, read_skymap_config
+from graph.skymap_config import RingsSkyMapConfig, read_skymap_config
 from graph.task import PipelineTask
 
 REPO = Path(__file__).resolve().parents[2]

@@ -23,7 +23,8 @@ from graph.errors import (
 )
 from graph.pipeline import Pipeline
 from graph.pipeline_drawing import to_dot
-from graph.pipeline_graph import PipelineGraph, can_convert
+from graph.pipeline_graph import PipelineGraph
+from graph.pipeline_graph_nodes import can_convert
 
 EXPOSURE_GROUP = ("instrument", "detector", "exposure")
 

@@ -19,7 +19,8 @@ from butler import Registry
 from butler.butler import Butler
 from butler.repository import create_repository
 from graph.errors import SkyMapError
-from graph.skymap import RingsSkyMap, RingsSkyMapConfig, parse_skymap_config, read_skymap_config
+from graph.skymap import RingsSkyMap
+from graph.skymap_config import RingsSkyMapConfig, parse_skymap_config, read_skymap_config
 from graph.skymap_registration import SKYMAP_DATASET_TYPE, load_skymap, register_skymap
 
 DEMO_CONFIG = Path(__file__).parents[2] / "submit_templates" / "examples" / "demo_skymap.yaml"

@@ -215,9 +215,7 @@ class CalibrateTask(PipelineTask):
         visit = _data_id_value(outputs["calexp"][0].data_id, "visit")
         context.put_outputs(self.connections, self.run(**values, visit=visit), outputs)
 
-    def run(
-        self, post_isr: list[Image], refcat: pa.Table | None = None, visit: int | None = None
-    ) -> Struct:
+    def run(self, post_isr: list[Image], refcat: pa.Table | None = None, visit: int | None = None) -> Struct:
         """Calibrate one detector; ``visit`` defaults to the first exposure's EXPID (one-exposure visits)."""
         config = self.config
         exposure = self._combine(post_isr)

@@ -79,9 +79,7 @@ class IsrTask(PipelineTask):
     _DefaultName = "isr"
     config: IsrConfig
 
-    def run(
-        self, raw: Image, bias: Image | None = None, flat: Image | None = None
-    ) -> Struct:
+    def run(self, raw: Image, bias: Image | None = None, flat: Image | None = None) -> Struct:
         """Process one raw; ``bias``/``flat`` are required when ``do_bias``/``do_flat``."""
         config = self.config
         if config.do_bias and bias is None:
