@@ -7,9 +7,9 @@ from importlib import resources
 from typing import Any
 
 import pydantic
-import yaml
 
 from .errors import ButlerError
+from .yaml_io import safe_load
 
 __all__ = ["CacheConfig", "Constraints", "DatastoreConfigError", "FileDatastoreConfig", "FormatterSpec"]
 
@@ -103,5 +103,5 @@ class FileDatastoreConfig(_Frozen):
 def default_datastore_mapping() -> dict[str, Any]:
     """The packaged default datastore configuration, as a mapping (``<butlerRoot>`` not substituted)."""
     text = resources.files("butler").joinpath("data/datastore.yaml").read_text()
-    data: dict[str, Any] = yaml.safe_load(text)
+    data: dict[str, Any] = safe_load(text)
     return data

@@ -12,9 +12,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from .errors import ButlerError, DimensionNameError
+from .yaml_io import safe_load
 
 __all__ = [
     "DimensionElement",
@@ -158,14 +157,14 @@ class DimensionUniverse:
     def from_file(cls, path: str | Path) -> DimensionUniverse:
         """Load a universe from a YAML file."""
         with open(path) as stream:
-            return cls.from_config(yaml.safe_load(stream), str(path))
+            return cls.from_config(safe_load(stream), str(path))
 
     @staticmethod
     @functools.cache
     def default() -> DimensionUniverse:
         """The universe shipped with quanta."""
         text = resources.files("butler").joinpath("data/dimensions.yaml").read_text()
-        return DimensionUniverse.from_config(yaml.safe_load(text), "butler/data/dimensions.yaml")
+        return DimensionUniverse.from_config(safe_load(text), "butler/data/dimensions.yaml")
 
     # -- lookup -----------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from .datastore import DatastoreRecord
 from .errors import ButlerError, UniverseMismatchError
 from .spatial import encode_region
 from .timespan import Timespan
+from .yaml_io import safe_load
 
 if TYPE_CHECKING:
     from .butler import Butler
@@ -214,7 +215,7 @@ def import_datasets(butler: Butler, directory: str | Path) -> list[DatasetRef]:
     root = Path(directory)
     manifest_path = root / EXPORT_FILE
     try:
-        manifest = yaml.safe_load(manifest_path.read_text())
+        manifest = safe_load(manifest_path.read_text())
         if manifest.get("version") != _FORMAT_VERSION:
             raise ButlerError(
                 f"{manifest_path}: export format version {manifest.get('version')!r} is not {_FORMAT_VERSION}."

@@ -9,10 +9,9 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any, Protocol
 
-import yaml
-
 from .dimensions import unknown_name_message
 from .errors import ButlerError
+from .yaml_io import safe_load
 
 __all__ = [
     "StorageClass",
@@ -166,7 +165,7 @@ class StorageClassRegistry:
     def default() -> StorageClassRegistry:
         """The storage classes shipped with quanta."""
         text = resources.files("butler").joinpath("data/storage_classes.yaml").read_text()
-        return StorageClassRegistry.from_config(yaml.safe_load(text), "butler/data/storage_classes.yaml")
+        return StorageClassRegistry.from_config(safe_load(text), "butler/data/storage_classes.yaml")
 
     def __getitem__(self, name: str) -> StorageClass:
         try:
