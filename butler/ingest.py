@@ -4,19 +4,22 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from lsst.resources import ResourcePath
 
+from .data_coordinate import DataCoordinate, DataIdValue, DimensionRecord
 from .datasets import DatasetRef
 from .datastore import DatastoreError, DatastoreRecord
+from .dimensions import DimensionElement, DimensionGroup
 from .errors import ButlerError
 from .formatter import formatter_class
 
 if TYPE_CHECKING:
     from .butler import Butler
+    from .registry import Registry
 
 __all__ = ["TRANSFER_MODES", "FileDataset", "IngestError", "ingest_files"]
 
@@ -55,12 +58,14 @@ def ingest_files(butler: Butler, datasets: Sequence[FileDataset], transfer: str 
     if transfer not in TRANSFER_MODES:
         raise IngestError(f"Unknown transfer mode {transfer!r}; expected one of {', '.join(TRANSFER_MODES)}.")
     planned: list[tuple[DatasetRef, DatastoreRecord, ResourcePath, ResourcePath | None]] = []
+    expander = _DataIdExpander(butler.registry)
+    expander.prefetch(ref for dataset in datasets for ref in dataset.refs)
     for dataset in datasets:
         source = ResourcePath(dataset.path, forceAbsolute=True)
         if not source.exists():
             raise IngestError(f"Cannot ingest {source}: no such file.")
         for ref in dataset.refs:
-            planned.append(_plan(butler, dataset, ref, source, transfer))
+            planned.append(_plan(butler, expander, dataset, ref, source, transfer))
     copied: list[ResourcePath] = []
     try:
         for _, _, source, destination in planned:
@@ -89,12 +94,17 @@ def ingest_files(butler: Butler, datasets: Sequence[FileDataset], transfer: str 
 
 
 def _plan(
-    butler: Butler, dataset: FileDataset, ref: DatasetRef, source: ResourcePath, transfer: str
+    butler: Butler,
+    expander: _DataIdExpander,
+    dataset: FileDataset,
+    ref: DatasetRef,
+    source: ResourcePath,
+    transfer: str,
 ) -> tuple[DatasetRef, DatastoreRecord, ResourcePath, ResourcePath | None]:
     """(expanded ref, its record, source, destination or None for in-place) for one dataset."""
     datastore = butler.file_datastore
     dataset_type = butler.registry.get_dataset_type(ref.dataset_type.name)
-    data_id = butler.registry.expand_data_id(ref.data_id.required, dimensions=dataset_type.dimensions.names)
+    data_id = expander.expand(ref.data_id.required, dataset_type.dimensions)
     ref = DatasetRef(dataset_type, data_id, ref.run, ref.id)
     storage_class = butler.storage_classes[dataset_type.storage_class_name]
     formatter = (
@@ -124,3 +134,141 @@ def _plan(
     if datastore.config.checksum and source.isLocal:
         record = dataclasses.replace(record, checksum=datastore.checksum_of(source))
     return ref, record, source, destination
+
+
+# -- expanding the data IDs of many files at once ----------------------------------------------------
+
+_QUERY_CHUNK = 500
+"""Key values per ``IN (...)`` of a bulk record query."""
+
+
+class _DataIdExpander:
+    """``Registry.expand_data_id`` for the data IDs of many files, with a few queries per dimension element.
+
+    `prefetch` walks the elements of each dimension group as ``expand_data_id`` does, but for every
+    data ID of the group at once: one ``query_dimension_records`` per element (per 500 distinct key
+    values), the records shared between data IDs. `expand` returns the prefetched result; a data ID
+    the bulk walk could not complete (a missing record, an empty implied value) goes through
+    ``Registry.expand_data_id`` itself, so results and errors are exactly those of the per-file calls.
+    """
+
+    def __init__(self, registry: Registry) -> None:
+        self._registry = registry
+        self._expanded: dict[DataCoordinate, DataCoordinate] = {}
+
+    def prefetch(self, refs: Iterable[DatasetRef]) -> None:
+        """Expand the data IDs of ``refs`` (as their registered dataset types' dimensions) in bulk."""
+        registry = self._registry
+        universe = registry.universe
+        groups: dict[str, DimensionGroup | None] = {}
+        by_group: dict[DimensionGroup, dict[DataCoordinate, None]] = {}
+        for ref in refs:
+            name = ref.dataset_type.name
+            if name not in groups:
+                try:
+                    groups[name] = universe.group(registry.get_dataset_type(name).dimensions.names)
+                except ButlerError:
+                    groups[name] = None  # `expand` (via `_plan`) raises it again, in file order
+            group = groups[name]
+            if group is None:
+                continue
+            try:
+                data_id = DataCoordinate.standardize(
+                    ref.data_id.required, universe=universe, dimensions=group
+                )
+            except ButlerError:
+                continue
+            by_group.setdefault(group, {})[data_id] = None
+        for group, data_ids in by_group.items():
+            self._expanded.update(_expand_group(registry, group, list(data_ids)))
+        _LOG.debug(
+            "Expanded %d data ID(s) of %d dimension group(s) in bulk.", len(self._expanded), len(by_group)
+        )
+
+    def expand(self, required: Mapping[str, Any], dimensions: DimensionGroup) -> DataCoordinate:
+        """What ``registry.expand_data_id(required, dimensions=dimensions.names)`` returns (or raises)."""
+        universe = self._registry.universe
+        group = universe.group(dimensions.names)
+        data_id = DataCoordinate.standardize(required, universe=universe, dimensions=group)
+        expanded = self._expanded.get(data_id)
+        if expanded is not None:
+            return expanded
+        return self._registry.expand_data_id(required, dimensions=dimensions.names)
+
+
+def _expand_group(
+    registry: Registry, group: DimensionGroup, data_ids: Sequence[DataCoordinate]
+) -> dict[DataCoordinate, DataCoordinate]:
+    """Expanded data IDs (standardized -> expanded) of one group, for those the bulk walk completes.
+
+    Mirrors ``DimensionRecordStorage.expand``: elements become ready once their key values are
+    known; each ready element's records are fetched for all data IDs together. A data ID is left
+    out (expanded one at a time later) where the per-ID walk would go another way: a missing
+    dimension record, or an empty key value of an element that implies others.
+    """
+    universe = group.universe
+    values: list[dict[str, Any]] = [dict(data_id.required) for data_id in data_ids]
+    records: list[dict[str, DimensionRecord]] = [{} for _ in data_ids]
+    irregular: set[int] = set()
+    known = set(group.required)
+    pending = list(group.elements)
+    while pending:
+        ready = [name for name in pending if all(c in known for c in universe[name].key_columns)]
+        if not ready:
+            return {}  # expand_data_id raises for each of them
+        for name in ready:
+            pending.remove(name)
+            element = universe[name]
+            keys = {
+                i: tuple(v[c] for c in element.key_columns)
+                for i, v in enumerate(values)
+                if i not in irregular
+            }
+            found = _fetch_records(registry, element, {key for key in keys.values() if None not in key})
+            for i, key in keys.items():
+                record = found.get(key) if None not in key else None
+                if record is None:
+                    if None in key and not element.implies:
+                        continue  # the per-ID walk skips it too
+                    if not element.is_dimension and None not in key and not element.implies:
+                        continue  # a join element without a record (e.g. no region): optional
+                    irregular.add(i)
+                    continue
+                records[i][name] = record
+                for implied in element.implies:
+                    values[i][implied] = record[implied]
+            known.update(element.implies)
+    return {
+        data_id: DataCoordinate(group, tuple(values[i][k] for k in group.data_id_keys), records[i])
+        for i, data_id in enumerate(data_ids)
+        if i not in irregular
+    }
+
+
+def _fetch_records(
+    registry: Registry, element: DimensionElement, keys: set[tuple[DataIdValue, ...]]
+) -> dict[tuple[DataIdValue, ...], DimensionRecord]:
+    """Records of ``element`` with the given key values (those that exist), by key values.
+
+    The key column with the most distinct values goes into ``IN (...)`` lists; each combination of
+    the other key columns (e.g. one instrument) is a data ID constraint of its own queries.
+    """
+    columns = element.key_columns
+    listed = max(range(len(columns)), key=lambda c: len({key[c] for key in keys}))
+    by_rest: dict[tuple[DataIdValue, ...], list[DataIdValue]] = {}
+    for key in keys:
+        by_rest.setdefault(key[:listed] + key[listed + 1 :], []).append(key[listed])
+    rest_columns = columns[:listed] + columns[listed + 1 :]
+    found: dict[tuple[DataIdValue, ...], DimensionRecord] = {}
+    for rest, values in by_rest.items():
+        data_id = dict(zip(rest_columns, rest, strict=True))
+        values.sort()
+        for start in range(0, len(values), _QUERY_CHUNK):
+            for record in registry.query_dimension_records(
+                element.name,
+                where=f"{columns[listed]} IN (:values)",
+                bind={"values": values[start : start + _QUERY_CHUNK]},
+                data_id=data_id,
+            ):
+                found[record.key_values] = record
+    return found
