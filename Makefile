@@ -38,9 +38,11 @@ demo: $(STAMP)  ## simulate a DemoCam survey, build a repository from it with th
 	@echo "  $(BIN)/butler query-data-ids $(DEMO_DIR)/repo visit detector --where \"skymap = 'demo-rings' AND patch = 1042\""
 	@echo "  $(BIN)/pipetask build -p submit_templates/examples/demo_pipeline.yaml --show config=calibrate:detection.*"
 
-bench: $(STAMP)  ## print registry and merge scale figures (never pass/fail)
+bench: $(STAMP)  ## print registry, merge, pipeline-graph and ingest scale figures (never pass/fail)
 	$(BIN)/python benchmarks/registry.py
 	$(BIN)/python benchmarks/merge.py --quick
+	$(BIN)/python benchmarks/pipeline.py
+	$(BIN)/python benchmarks/ingest.py --quick
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

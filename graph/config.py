@@ -31,6 +31,8 @@ import yaml
 from pydantic._internal._model_construction import ModelMetaclass
 from pydantic_core import PydanticSerializationError, PydanticUndefined, to_jsonable_python
 
+from butler.yaml_io import safe_load
+
 from .config_fields import (
     ChoiceField,
     ChoiceInstance,
@@ -471,7 +473,7 @@ def _assign(node: Config | SubtaskValue, name: str, value: Any, source: str, pat
 
 def _parse_yaml(text: str) -> Any:
     try:
-        return yaml.safe_load(text)
+        return safe_load(text)
     except yaml.YAMLError:
         return text
 
