@@ -13,7 +13,7 @@ from butler.formatters.fits import _card
 from graph.demo.processing import background, coaddition, detection, isr, measurement, photocal, resampling
 from graph.demo.processing.masks import UNUSABLE, MaskBit
 from graph.demo.processing.wcs_cards import pixel_scale_arcsec, wcs_from_metadata, wcs_to_metadata
-from graph.errors import TaskExecutionError
+from graph.errors import NoWorkFound, TaskExecutionError
 
 SIGMA = 1.6
 
@@ -114,7 +114,7 @@ def test_background_mesh_edges_masks_and_empty_cells() -> None:
     mask[:64, :64] = MaskBit.NO_DATA
     bg = background.estimate_background(image, mask, bin_size=64)
     assert np.allclose(bg.model, 10.0)
-    with pytest.raises(TaskExecutionError, match="no mesh cell"):
+    with pytest.raises(NoWorkFound, match="no mesh cell"):
         background.estimate_background(image, np.full(image.shape, MaskBit.BAD, dtype=np.int32), bin_size=64)
     with pytest.raises(TaskExecutionError, match="bin_size"):
         background.estimate_background(image, bin_size=0)

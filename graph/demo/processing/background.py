@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 from astropy.stats import sigma_clipped_stats
 
-from ...errors import TaskExecutionError
+from ...errors import NoWorkFound, TaskExecutionError
 from .masks import UNUSABLE, MaskBit
 
 __all__ = ["Background", "estimate_background", "interpolate_mesh", "mesh_edges"]
@@ -129,8 +129,8 @@ def estimate_background(
             mesh[j, i] = median
             mesh_rms[j, i] = std
     empty = ~np.isfinite(mesh)
-    if empty.all():
-        raise TaskExecutionError(
+    if empty.all():  # e.g. a patch barely touched by the visit: nothing to measure, not an error
+        raise NoWorkFound(
             f"Background: no mesh cell of {bin_size} px has {min_good_fraction:.0%} usable pixels "
             f"(image {data.shape}, {int(good.sum())} usable pixels)."
         )
