@@ -11,6 +11,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from .bulk_queries import BulkQueries, DataIdRows
 from .collections import ChainMode, CollectionManager, CollectionType
 from .data_coordinate import DataCoordinate, DimensionRecord
 from .database import Database, chunked
@@ -61,6 +62,7 @@ class Registry:
         self._records = DimensionRecordStorage(db, tables)
         self._datasets = DatasetRecordStorage(db, tables, self._collections, self._types, self._records)
         self._queries = RegistryQueries(db, tables, self._collections, self._types, self._records)
+        self._bulk = BulkQueries(db, tables, self._collections, self._types)
 
     # -- opening -----------------------------------------------------------------------------
 
@@ -471,6 +473,40 @@ class Registry:
     ) -> list[DimensionRecord]:
         """Records of a dimension element satisfying the WHERE expression, sorted by key."""
         return self._queries.dimension_records(element, where, bind, data_id)
+
+    def materialize_data_ids(
+        self,
+        dimensions: Iterable[str],
+        *,
+        datasets: Sequence[str] = (),
+        collections: Sequence[str] = (),
+        where: str = "",
+        bind: Mapping[str, Any] | None = None,
+        data_id: Mapping[str, Any] | None = None,
+    ) -> contextlib.AbstractContextManager[DataIdRows]:
+        """Run a data-ID query into a temporary table for columnar bulk lookups; see `BulkQueries.materialize`.
+
+        Use as ``with registry.materialize_data_ids(...) as rows:``; ``rows.table()`` is a pyarrow
+        table and ``rows.find_datasets`` / ``rows.find_calibrations`` look datasets up against it.
+        """
+        return self._bulk.materialize(
+            dimensions, datasets=datasets, collections=collections, where=where, bind=bind, data_id=data_id
+        )
+
+    def explain_empty_data_ids(
+        self,
+        dimensions: Iterable[str],
+        *,
+        datasets: Sequence[str] = (),
+        collections: Sequence[str] = (),
+        where: str = "",
+        bind: Mapping[str, Any] | None = None,
+        data_id: Mapping[str, Any] | None = None,
+    ) -> list[str]:
+        """Which constraints of an empty `materialize_data_ids` query leave nothing, one message each."""
+        return self._bulk.explain_empty(
+            dimensions, datasets=datasets, collections=collections, where=where, bind=bind, data_id=data_id
+        )
 
 
 def _where(db: Database, namespace: str | None) -> str:

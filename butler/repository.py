@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import tempfile
 from pathlib import Path
 
 import yaml
 
+from .atomic_files import write_text_atomically
 from .datastore_config import default_datastore_mapping
 from .errors import RepositoryExistsError
 from .registry import Registry
@@ -47,7 +46,7 @@ def create_repository(
             if "://" not in datastore_root:
                 Path(datastore_root).mkdir(parents=True, exist_ok=True)
         data = {"registry": {"db": stored_db, "namespace": namespace}, "datastore": datastore}
-        _write_atomically(config_path, yaml.safe_dump(data, sort_keys=False))
+        write_text_atomically(config_path, yaml.safe_dump(data, sort_keys=False))
     except BaseException:
         if made_root:
             shutil.rmtree(root, ignore_errors=True)
@@ -59,14 +58,3 @@ def open_registry(location: str | Path) -> Registry:
     """Open the registry of the repository at ``location``."""
     config = RepositoryConfig.load(location)
     return Registry.open(config.db, namespace=config.namespace)
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w") as stream:
-            stream.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise

@@ -11,7 +11,6 @@ from __future__ import annotations
 import difflib
 import enum
 import os
-import tempfile
 from collections import Counter
 from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import replace
@@ -19,6 +18,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import yaml
+
+from butler.atomic_files import write_text_atomically
 
 from .contracts import Contract
 from .errors import PipelineFileError, SubsetError
@@ -508,16 +509,8 @@ def write_yaml_atomically(document: Mapping[str, Any], path: str | Path) -> None
     """Write ``document`` as YAML to ``path`` through a temporary file and a rename."""
     path = Path(path)
     text = yaml.dump(dict(document), Dumper=_BlockStringDumper, sort_keys=False, default_flow_style=False)
-    temporary: Path | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(
-            "w", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False
-        ) as stream:
-            temporary = Path(stream.name)
-            stream.write(text)
-        os.replace(temporary, path)
+        write_text_atomically(path, text)
     except OSError as err:
-        if temporary is not None:
-            temporary.unlink(missing_ok=True)
         raise PipelineFileError(f"Cannot write pipeline file {str(path)!r}: {err}.") from err

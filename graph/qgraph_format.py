@@ -28,6 +28,8 @@ from typing import IO, TYPE_CHECKING, Any
 import pyarrow as pa
 import zstandard
 
+from butler.atomic_files import default_file_mode
+
 from .errors import QuantumGraphFileError
 
 if TYPE_CHECKING:
@@ -335,6 +337,7 @@ class QgFileWriter:
             os.fsync(self._stream.fileno())
             self._stream.close()
             self._stream = None
+            os.chmod(self._temp, default_file_mode())  # mkstemp makes it private; jobs of other users read it
             os.replace(self._temp, self.path)
             self._temp = None
         except OSError as err:

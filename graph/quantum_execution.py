@@ -81,7 +81,8 @@ def execute_quantum(
         task.log.info("No work found for %s %s: %s", task.name, quantum.data_id, err)
     except Exception as err:
         status, error, failure = QuantumStatus.FAILED, f"{type(err).__name__}: {err}", err
-        task.log.exception("Task %s failed on %s.", task.name, quantum.data_id)
+        # The message carries the exception so that the log dataset alone explains the failure.
+        task.log.exception("Task %s failed on %s: %s", task.name, quantum.data_id, error)
     finally:
         task.log.removeHandler(handler)
         task.log.setLevel(previous_level)

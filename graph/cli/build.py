@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import difflib
 import logging
-import os
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
 import click
 import yaml
+
+from butler.atomic_files import write_text_atomically
 
 from ..config import format_config, format_history
 from ..errors import ConfigFieldError, SubsetError
@@ -228,13 +228,8 @@ def _graph_config(graph: PipelineGraph, label: str) -> Any:
 
 
 def _write_text(path: str, text: str) -> None:
-    target = Path(path)
     try:
-        with tempfile.NamedTemporaryFile(
-            "w", dir=target.parent if str(target.parent) else ".", prefix=f".{target.name}.", delete=False
-        ) as stream:
-            stream.write(text)
-        os.replace(stream.name, target)
+        write_text_atomically(path, text)
     except OSError as err:
         raise click.FileError(path, hint=str(err)) from err
 
