@@ -26,17 +26,19 @@ lint: $(STAMP)  ## ruff, formatting, mypy on the packages, layer contracts
 
 DEMO_DIR := demo
 
-demo: $(STAMP)  ## simulate a DemoCam survey, build a repository from it with the butler command, check the demo pipeline
+demo: $(STAMP)  ## simulate a DemoCam survey, build a repository from it, build and run the demo pipeline's quantum graph
 	rm -rf $(DEMO_DIR)
 	PATH="$(abspath $(BIN)):$$PATH" bash docs/examples/democam/run.sh $(DEMO_DIR)
 	@echo
 	@echo "The demo repository is in $(abspath $(DEMO_DIR))/repo (registry: $(DEMO_DIR)/repo/registry.sqlite3);"
-	@echo "the simulated survey in $(DEMO_DIR)/survey; the pipeline drawing in $(DEMO_DIR)/pipeline.svg."
+	@echo "the simulated survey in $(DEMO_DIR)/survey; the pipeline drawing in $(DEMO_DIR)/pipeline.svg;"
+	@echo "the quantum graph in $(DEMO_DIR)/demo.qg; the outputs in the collection u/demo/coadds."
 	@echo "Query it, for example:"
 	@echo "  $(BIN)/butler query-collections $(DEMO_DIR)/repo --chains tree"
 	@echo "  $(BIN)/butler query-datasets $(DEMO_DIR)/repo raw --collections DemoCam/defaults --where \"band = 'r'\""
 	@echo "  $(BIN)/butler query-data-ids $(DEMO_DIR)/repo visit detector --where \"skymap = 'demo-rings' AND patch = 1042\""
-	@echo "  $(BIN)/pipetask build -p submit_templates/examples/demo_pipeline.yaml --show config=calibrate:detection.*"
+	@echo "  $(BIN)/butler query-datasets $(DEMO_DIR)/repo deepCoadd --collections u/demo/coadds"
+	@echo "  $(BIN)/pipetask show-qgraph $(DEMO_DIR)/demo.qg"
 
 bench: $(STAMP)  ## print registry, merge, pipeline-graph and ingest scale figures (never pass/fail)
 	$(BIN)/python benchmarks/registry.py

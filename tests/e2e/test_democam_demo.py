@@ -25,6 +25,7 @@ def test_democam_demo(tmp_path: Path) -> None:
     assert "Defined 6 visit(s) of DemoCam" in result.stdout
     assert "182 patch(es)" in result.stdout
     assert "detectCoadd {band, skymap, tract, patch}" in result.stdout
+    assert "All 175 quanta succeeded" in result.stdout
     assert "<svg" in (tmp_path / "demo" / "pipeline.svg").read_text()
     with open_registry(tmp_path / "demo" / "repo") as registry:
         assert registry.get_collection_chain("DemoCam/defaults") == (
@@ -38,3 +39,5 @@ def test_democam_demo(tmp_path: Path) -> None:
             "flat", "DemoCam/defaults", where="exposure IN (2025123000001, 2025123100001) AND detector = 0"
         )
         assert len({ref.run for ref in flats}) == 2  # each night finds the flat valid at its time
+        assert registry.get_collection_chain("u/demo/coadds")[1:] == ("DemoCam/defaults",)
+        assert len(registry.query_datasets("deepCoadd_det", "u/demo/coadds", where="band = 'g'")) == 12

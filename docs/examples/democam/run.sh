@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Simulate a small DemoCam survey, build a repository from it as a new user would, show the
-# demo pipeline, and query the result.
+# Simulate a small DemoCam survey, build a repository from it as a new user would, check the
+# demo pipeline, build its quantum graph, run it locally, and query the results.
 # Usage: run.sh WORK_DIR   (WORK_DIR/repo must not exist yet; raw files go to WORK_DIR/survey)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
@@ -32,3 +32,8 @@ show butler query-datasets "$repo" flat --collections DemoCam/defaults --where "
 # Spatial join through the regions of define-visits and register-skymap.
 show butler query-data-ids "$repo" visit detector --where "skymap = 'demo-rings' AND tract = 9813 AND patch = 1042"
 show pipetask build -p "$examples/demo_pipeline.yaml" --show graph --pipeline-svg "$work/pipeline.svg"
+show pipetask qgraph -b "$repo" -p "$examples/demo_pipeline.yaml" -i DemoCam/defaults -o u/demo/coadds \
+    --save-qgraph "$work/demo.qg"
+show pipetask show-qgraph "$work/demo.qg"
+show pipetask run -b "$repo" -g "$work/demo.qg" -j 2 --register-dataset-types --no-progress
+show butler query-datasets "$repo" deepCoadd_det --collections u/demo/coadds --where "band = 'g'" --limit 5
