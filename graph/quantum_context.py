@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import uuid
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from butler.datasets import DatasetRef
@@ -32,10 +33,17 @@ class LimitedButler(Protocol):
 class DeferredDatasetHandle:
     """A dataset a task reads when (and as much as) it wants: ``handle.get(parameters=..., component=...)``."""
 
-    def __init__(self, butler: LimitedButler, ref: DatasetRef, storage_class: str | None) -> None:
+    def __init__(
+        self,
+        butler: LimitedButler,
+        ref: DatasetRef,
+        storage_class: str | None,
+        on_read: Callable[[DatasetRef], None] | None = None,
+    ) -> None:
         self.butler = butler
         self.ref = ref
         self.storage_class = storage_class
+        self._on_read = on_read
 
     @property
     def data_id(self) -> Any:
@@ -51,6 +59,8 @@ class DeferredDatasetHandle:
     ) -> Any:
         """Read the dataset, one component of it, or part of it (``parameters``)."""
         ref = self.ref
+        if self._on_read is not None:
+            self._on_read(ref)
         if component is not None:
             parent = ref.dataset_type
             # The component's storage class is looked up by the butler; only the name matters here.
@@ -70,10 +80,16 @@ class QuantumContext:
     def __init__(self, butler: LimitedButler) -> None:
         self.butler = butler
         self.written: list[DatasetRef] = []
+        self.read: dict[uuid.UUID, DatasetRef] = {}
+        """Inputs actually read (deferred handles count when their ``get`` is called)."""
 
     def get(self, ref: DatasetRef, connection: BaseConnection | None = None) -> Any:
         """Read one dataset, converted to the connection's storage class if it names another one."""
+        self._record_read(ref)
         return self.butler.get(ref, storage_class=_storage_class_override(ref, connection))
+
+    def _record_read(self, ref: DatasetRef) -> None:
+        self.read[ref.id] = ref
 
     def put(self, obj: Any, ref: DatasetRef) -> None:
         """Write one predicted output."""
@@ -101,7 +117,9 @@ class QuantumContext:
 
     def _load(self, ref: DatasetRef, connection: BaseConnection) -> Any:
         if isinstance(connection, Input) and connection.defer_load:
-            return DeferredDatasetHandle(self.butler, ref, _storage_class_override(ref, connection))
+            return DeferredDatasetHandle(
+                self.butler, ref, _storage_class_override(ref, connection), self._record_read
+            )
         return self.get(ref, connection)
 
     def put_outputs(

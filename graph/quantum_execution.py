@@ -10,6 +10,7 @@ import enum
 import logging
 import resource
 import time
+import uuid
 from dataclasses import dataclass
 
 from butler.datasets import DatasetRef
@@ -90,7 +91,7 @@ def execute_quantum(
     max_rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     written = list(context.written)
     if status is not QuantumStatus.FAILED and quantum.metadata_output is not None:
-        metadata = _quantum_metadata(task, status, wall, cpu, max_rss_mb, len(written))
+        metadata = _quantum_metadata(task, status, wall, cpu, max_rss_mb, len(written), sorted(context.read))
         written.append(butler.put(metadata, quantum.metadata_output))
     if quantum.log_output is not None:
         written.append(butler.put(records, quantum.log_output))
@@ -101,7 +102,13 @@ def execute_quantum(
 
 
 def _quantum_metadata(
-    task: PipelineTask, status: QuantumStatus, wall: float, cpu: float, max_rss_mb: float, n_outputs: int
+    task: PipelineTask,
+    status: QuantumStatus,
+    wall: float,
+    cpu: float,
+    max_rss_mb: float,
+    n_outputs: int,
+    actual_inputs: list[uuid.UUID],
 ) -> TaskMetadata:
     metadata = TaskMetadata({task.name: task.full_metadata()})
     metadata["quantum"] = {
@@ -110,5 +117,7 @@ def _quantum_metadata(
         "cpu_time_s": cpu,
         "max_rss_mb": max_rss_mb,
         "outputs_written": n_outputs,
+        # Provenance: which predicted inputs the task really read (DMS-MWBT-REQ-0095).
+        "actual_inputs": [str(dataset_id) for dataset_id in actual_inputs],
     }
     return metadata
