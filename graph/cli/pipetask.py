@@ -17,6 +17,7 @@ from butler.errors import ButlerError
 from ..errors import GraphError
 from .build import build
 from .qgraph import qgraph
+from .report import report
 from .run import run
 from .show_qgraph import show_qgraph
 
@@ -60,5 +61,6 @@ def main(log_level: str) -> None:
 
 main.add_command(build)
 main.add_command(qgraph)
+main.add_command(report)
 main.add_command(run)
 main.add_command(show_qgraph)
