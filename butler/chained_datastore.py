@@ -5,18 +5,19 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pydantic
-from lsst.resources import ResourcePath
 
 from .datasets import DatasetRef
 from .datastore import DatasetFileMissingError, Datastore, DatastoreError, DatastoreRecord
 from .datastore_config import DatastoreConfigError, FileDatastoreConfig
 from .dimensions import DimensionUniverse
 from .file_datastore import FileDatastore
-from .in_memory_datastore import InMemoryDatastore, InMemoryDatastoreConfig
 from .storage_classes import StorageClass, StorageClassRegistry
+
+if TYPE_CHECKING:
+    from lsst.resources import ResourcePath
 
 __all__ = ["ChainedDatastore", "ChainedDatastoreConfig", "make_datastore"]
 
@@ -246,6 +247,9 @@ def _in_memory(
     root: str,
     source: str,
 ) -> Datastore:
+    # Imported here: it needs lsst.resources, which batch jobs writing local files do not import.
+    from .in_memory_datastore import InMemoryDatastore, InMemoryDatastoreConfig
+
     return InMemoryDatastore.from_config(_validate(InMemoryDatastoreConfig, values, source), storage_classes)
 
 

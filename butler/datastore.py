@@ -6,13 +6,14 @@ import uuid
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
-
-from lsst.resources import ResourcePath
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .datasets import DatasetRef
 from .errors import ButlerError
 from .storage_classes import StorageClass
+
+if TYPE_CHECKING:
+    from lsst.resources import ResourcePath  # imported when used: batch jobs on local files never need it
 
 __all__ = [
     "DatasetChecksumError",

@@ -7,10 +7,12 @@ import os
 import tempfile
 import uuid
 from pathlib import Path
-
-from lsst.resources import ResourcePath
+from typing import TYPE_CHECKING
 
 from .datastore_config import CacheConfig
+
+if TYPE_CHECKING:
+    from lsst.resources import ResourcePath
 
 __all__ = ["DatastoreCache"]
 
@@ -36,6 +38,8 @@ class DatastoreCache:
         if path.exists():
             os.utime(path)  # mark as recently used
             return path
+        from lsst.resources import ResourcePath
+
         partial = self.root / f".{key}.{uuid.uuid4().hex}.partial"
         ResourcePath(partial).transfer_from(uri, transfer="copy")
         os.replace(partial, path)

@@ -1,4 +1,9 @@
-"""A datastore of files under one root URI (local POSIX path or S3), written atomically, never clobbered."""
+"""A datastore of files under one root URI (local POSIX path or S3), written atomically, never clobbered.
+
+A local root given as a plain path is handled with `pathlib` alone; ``lsst.resources`` (whose import
+costs every batch job ~60 ms) is imported only for URIs, remote roots, and the `FileDatastore.root`
+and `FileDatastore.uris` API.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +15,7 @@ import tempfile
 import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
-
-from lsst.resources import ResourcePath
+from typing import TYPE_CHECKING, Any
 
 from .datasets import DatasetRef
 from .datastore import (
@@ -29,9 +32,31 @@ from .file_templates import FileTemplates
 from .formatter import Formatter, FormatterError, formatter_class
 from .storage_classes import StorageClass, StorageClassError, StorageClassRegistry
 
+if TYPE_CHECKING:
+    from lsst.resources import ResourcePath
+
 __all__ = ["FileDatastore"]
 
 _LOG = logging.getLogger(__name__)
+
+_NOT_PLAIN = ("://", "%", "#", "?")
+"""What makes `lsst.resources` read a path differently from a file name: a scheme, %-escapes, a fragment
+or a query. Paths without them are joined and normalized with `os.path`, as `ResourcePath` would."""
+
+
+def _is_plain(path: str) -> bool:
+    return not any(marker in path for marker in _NOT_PLAIN)
+
+
+def _resource_path(*args: Any, **kwargs: Any) -> ResourcePath:
+    from lsst.resources import ResourcePath
+
+    return ResourcePath(*args, **kwargs)
+
+
+def _show(location: Path | ResourcePath) -> str:
+    """A location as a URI for messages (``file:///...`` for local paths, as `ResourcePath` prints them)."""
+    return location.as_uri() if isinstance(location, Path) else str(location)
 
 
 class FileDatastore(Datastore):
@@ -47,15 +72,27 @@ class FileDatastore(Datastore):
     ) -> None:
         self.config = config
         self.name = config.name
-        self.root = ResourcePath(config.root, forceDirectory=True)
-        if self.root.isLocal and not Path(self.root.ospath).is_dir():
-            raise DatastoreError(f"Datastore root {self.root.ospath} does not exist or is not a directory.")
+        self._root: ResourcePath | None = None
+        self._local_root: Path | None
+        if _is_plain(config.root):
+            self._local_root = Path(os.path.abspath(os.path.expanduser(config.root)))
+        else:
+            self._root = _resource_path(config.root, forceDirectory=True)
+            self._local_root = Path(self._root.ospath) if self._root.isLocal else None
+        if self._local_root is not None and not self._local_root.is_dir():
+            raise DatastoreError(f"Datastore root {self._local_root} does not exist or is not a directory.")
         self._storage_classes = storage_classes
         self._templates = FileTemplates(config.templates, universe)
         self._validated: set[str] = set()
         self._formatters: dict[tuple[str, str], Formatter] = {}
-        self._local_root = Path(self.root.ospath) if self.root.isLocal else None
-        self._cache = None if self.root.isLocal else DatastoreCache(config.cache)
+        self._cache = None if self._local_root is not None else DatastoreCache(config.cache)
+
+    @property
+    def root(self) -> ResourcePath:
+        """The root directory's URI."""
+        if self._root is None:
+            self._root = _resource_path(str(self._local_root), forceDirectory=True)
+        return self._root
 
     # -- configuration lookups -----------------------------------------------------------------
 
@@ -171,17 +208,18 @@ class FileDatastore(Datastore):
     def _write_artifact(self, obj: Any, ref: DatasetRef, storage_class: StorageClass) -> DatastoreRecord:
         formatter = self.formatter_for(ref.dataset_type.parent_name, storage_class)
         relative = self._relative_path(ref, formatter)
-        target = self.root.join(relative)
-        if target.exists():
+        target = self._local_path(relative)
+        location: Path | ResourcePath = target if target is not None else self.root.join(relative)
+        if location.exists():
             raise DatastoreError(
-                f"Refusing to overwrite {target} while writing {ref}: a file is already there "
+                f"Refusing to overwrite {_show(location)} while writing {ref}: a file is already there "
                 "(remove it, or the dataset it belongs to, first)."
             )
         try:
-            checksum, size = self._write_via_temporary(obj, formatter, target)
+            checksum, size = self._write_via_temporary(obj, formatter, location)
         except (OSError, StorageClassError, FormatterError) as err:
             if isinstance(err, OSError):
-                raise DatastoreError(f"Cannot write {ref} to {target}: {err}") from err
+                raise DatastoreError(f"Cannot write {ref} to {_show(location)}: {err}") from err
             raise
         return DatastoreRecord(
             dataset_id=ref.id,
@@ -195,13 +233,16 @@ class FileDatastore(Datastore):
         )
 
     def _write_via_temporary(
-        self, obj: Any, formatter: Formatter, target: ResourcePath
+        self, obj: Any, formatter: Formatter, target: Path | ResourcePath
     ) -> tuple[str | None, int]:
         """Write to a temporary file, then move it into place; return (checksum, size)."""
-        if target.isLocal:
-            directory = Path(target.ospath).parent
-            directory.mkdir(parents=True, exist_ok=True)
-            temporary = directory / f".{Path(target.ospath).name}.{uuid.uuid4().hex}.tmp"
+        if isinstance(target, Path):
+            local: Path | None = target
+        else:
+            local = Path(target.ospath) if target.isLocal else None
+        if local is not None:
+            local.parent.mkdir(parents=True, exist_ok=True)
+            temporary = local.parent / f".{local.name}.{uuid.uuid4().hex}.tmp"
         else:
             handle, name = tempfile.mkstemp(suffix=formatter.extension)
             os.close(handle)
@@ -211,10 +252,10 @@ class FileDatastore(Datastore):
             formatter.write(obj, temporary)
             checksum = _checksum(temporary) if self.config.checksum else None
             size = temporary.stat().st_size
-            if target.isLocal:
-                os.replace(temporary, target.ospath)
-            else:
-                target.transfer_from(ResourcePath(temporary), transfer="copy")
+            if local is not None:
+                os.replace(temporary, local)
+            elif not isinstance(target, Path):
+                target.transfer_from(_resource_path(temporary), transfer="copy")
         finally:
             temporary.unlink(missing_ok=True)
         return checksum, size
@@ -295,30 +336,52 @@ class FileDatastore(Datastore):
         return storage_class.coerce(obj)
 
     def _local_file(self, ref: DatasetRef, record: DatastoreRecord) -> Path:
-        uri = self._uri(record)
+        location = self._location(record)
         try:
-            if self._cache is not None and not uri.isLocal:
-                key = f"{record.dataset_id.hex}_{record.component or 'all'}{uri.getExtension()}"
-                path = self._cache.local_copy(uri, key)
+            if isinstance(location, Path):
+                path = location
+            elif self._cache is not None and not location.isLocal:
+                key = f"{record.dataset_id.hex}_{record.component or 'all'}{location.getExtension()}"
+                path = self._cache.local_copy(location, key)
             else:
-                path = Path(uri.ospath)
-                if not path.is_file():
-                    raise FileNotFoundError(path)
+                path = Path(location.ospath)
+            if not path.is_file():
+                raise FileNotFoundError(path)
         except FileNotFoundError as err:
             raise DatasetFileMissingError(
-                f"The file of {ref} is missing: {uri} (registered in datastore {self.name})."
+                f"The file of {ref} is missing: {_show(location)} (registered in datastore {self.name})."
             ) from err
         if record.checksum is not None and _checksum(path) != record.checksum:
             raise DatasetChecksumError(
-                f"The file of {ref} at {uri} has changed since it was written (checksum mismatch)."
+                f"The file of {ref} at {_show(location)} has changed since it was written (checksum mismatch)."
             )
         return path
 
     # -- locations -----------------------------------------------------------------------------------
 
+    def _local_path(self, path: str) -> Path | None:
+        """Where a record's ``path`` is, for a local root and a plain relative (or absolute) path; else None.
+
+        Joined and normalized as `ResourcePath` joins them, without importing `lsst.resources`.
+        """
+        if self._local_root is None or not _is_plain(path):
+            return None
+        return Path(os.path.normpath(os.path.join(self._local_root, path)))
+
+    def _location(self, record: DatastoreRecord) -> Path | ResourcePath:
+        """The local path of a record's file when `_local_path` knows it, else its URI."""
+        local = self._local_path(record.path)
+        return local if local is not None else self._uri(record)
+
+    def _inside_root(self, location: Path | ResourcePath) -> bool:
+        if isinstance(location, Path):
+            return self._local_root is not None and str(location).startswith(
+                os.path.join(str(self._local_root), "")
+            )
+        return location.relative_to(self.root) is not None
+
     def _uri(self, record: DatastoreRecord) -> ResourcePath:
-        location = ResourcePath(record.path, root=self.root, forceAbsolute=True)
-        return location
+        return _resource_path(record.path, root=self.root, forceAbsolute=True)
 
     def uris(self, records: Sequence[DatastoreRecord]) -> dict[str, ResourcePath]:
         """Component ("" for a single file) -> URI."""
@@ -326,20 +389,26 @@ class FileDatastore(Datastore):
 
     def artifacts_exist(self, records: Sequence[DatastoreRecord]) -> bool:
         """Whether every file exists."""
-        return bool(records) and all(self._uri(r).exists() for r in records)
+        return bool(records) and all(self._exists(r) for r in records)
+
+    def _exists(self, record: DatastoreRecord) -> bool:
+        return self._location(record).exists()
 
     def remove_artifacts(self, records: Sequence[DatastoreRecord]) -> None:
         """Delete files (only those inside the root; ``direct`` ingests belong to their owner)."""
         for record in records:
-            uri = self._uri(record)
-            if uri.relative_to(self.root) is None:
+            location = self._location(record)
+            if not self._inside_root(location):
                 continue
             try:
-                uri.remove()
+                if isinstance(location, Path):
+                    location.unlink()
+                else:
+                    location.remove()
             except FileNotFoundError:
                 continue
             except OSError as err:
-                raise DatastoreError(f"Cannot remove {uri}: {err}") from err
+                raise DatastoreError(f"Cannot remove {_show(location)}: {err}") from err
 
     def checksum_of(self, uri: ResourcePath) -> str:
         """The checksum recorded for a local file, ``blake2b:<hex>``."""

@@ -28,8 +28,8 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from .arrow_arrays import contiguous, expand_ranges, int_array, take, unique
 from .errors import QuantumGraphError, QuantumGraphFileError
 from .qgraph_format import BlockKind, QgFileReader, QgFileWriter, encode_sections
 from .qgraph_order import index_of
@@ -60,24 +60,18 @@ class GraphTables:
     """Quanta not made, with the reason."""
 
 
-def _index_array(indices: np.ndarray) -> pa.Array:
-    """Row numbers as an Arrow array.
-
-    Built from the buffer: ``pa.array`` (like ``to_numpy`` and ``Schema.empty_table``) makes pyarrow
-    import pandas, which costs a job ~0.2 s and tens of MB; nothing on the read path calls them.
-    """
-    data = np.ascontiguousarray(indices, dtype=np.int64)
-    return pa.Int64Array.from_buffers(pa.int64(), len(data), [None, pa.py_buffer(data)])
-
-
 def _take(table: pa.Table, indices: np.ndarray) -> pa.Table:
-    """``table.take(indices)`` for a numpy array of row numbers."""
-    return table.take(_index_array(indices))
+    """``table.take(indices)`` for a numpy array of row numbers, by Arrow's kernel (for writers).
+
+    Readers use `graph.arrow_arrays.take`, which spares a job importing ``pyarrow.compute`` but
+    costs more per call than the kernel.
+    """
+    return table.take(int_array(indices))
 
 
 def _keep(table: pa.Table, mask: np.ndarray) -> pa.Table:
-    """The rows of ``table`` where the numpy boolean ``mask`` is true."""
-    return table if mask.all() else _take(table, np.flatnonzero(mask))
+    """The rows of ``table`` where the numpy boolean ``mask`` is true (for readers)."""
+    return table if mask.all() else take(table, np.flatnonzero(mask))
 
 
 # -- writing -------------------------------------------------------------------------------------
@@ -94,23 +88,12 @@ def _check_found(positions: np.ndarray, keys: pa.Array, what: str) -> np.ndarray
     return positions
 
 
-def _expand_ranges(starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
-    """Concatenation of ``arange(start, stop)`` for each pair, without a Python loop."""
-    counts = stops - starts
-    total = int(counts.sum())
-    if total == 0:
-        return np.empty(0, dtype=np.int64)
-    offsets = np.repeat(starts - np.cumsum(counts) + counts, counts)
-    return offsets + np.arange(total, dtype=np.int64)
-
-
 def _column(table: pa.Table, name: str) -> pa.Array:
-    column = table.column(name)
-    return column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+    return contiguous(table.column(name))
 
 
 def _concat_arrays(arrays: list[pa.Array], type_: pa.DataType) -> pa.Array:
-    return pa.concat_arrays(arrays) if arrays else pa.array([], type_)
+    return pa.concat_arrays(arrays) if arrays else pa.nulls(0, type_)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +110,8 @@ class _Planner:
     used to fill every block; hash lookups (`index_of`), no per-row Python."""
 
     def __init__(self, graph: QuantumGraph, block_size: int, block_edges: int) -> None:
+        import pyarrow.compute as pc  # writers only: jobs do not pay for importing it
+
         self.graph = graph
         self.labels = graph.task_labels()
         # Quanta of each task sorted by data ID; all node ids in that order.
@@ -230,7 +215,7 @@ class _Planner:
             table = _take(self.graph.datasets[name], self.dataset_rows[positions[selected]])
             sections.append((_DATASETS + name, table, int(np.count_nonzero(selected < owned_count))))
         starts, stops = self.record_starts[positions], self.record_stops[positions]
-        record_rows = _expand_ranges(starts, stops)
+        record_rows = expand_ranges(starts, stops)
         owned_records = int((stops[:owned_count] - starts[:owned_count]).sum())
         if block == self.extras_block and len(self.dangling_records):
             record_rows = np.concatenate([record_rows, self.dangling_records])
@@ -401,7 +386,7 @@ def locate_nodes(reader: QgFileReader, wanted: np.ndarray) -> np.ndarray:
     first_ids = np.array([bytes.fromhex(value) for value in index["first_ids"]], dtype="S16")
     page_numbers = np.searchsorted(first_ids, wanted, side="right") - 1
     blocks = np.full(len(wanted), -1, dtype=np.int64)
-    for page in np.unique(page_numbers[page_numbers >= 0]):
+    for page in unique(page_numbers[page_numbers >= 0]).tolist():
         number = int(index["pages"][page])
         sections = reader.sections(number, ("ids", "blocks"))
         try:
@@ -449,7 +434,7 @@ class _FirstSeen:
             fresh = ~np.isin(ids, self.seen)
             table, ids = _keep(table, fresh), ids[fresh]
         if len(ids):
-            self.seen = np.union1d(self.seen, ids)
+            self.seen = unique(np.concatenate([self.seen, ids]))
         return table
 
 
@@ -462,7 +447,7 @@ def read_subset_tables(reader: QgFileReader, wanted: np.ndarray, labels: list[st
     records_seen = _FirstSeen()
 
     def add_datasets(block: _BlockTables, dataset_ids: np.ndarray) -> None:
-        dataset_ids = np.unique(dataset_ids)
+        dataset_ids = unique(dataset_ids)
         for name in block.names(_DATASETS):
             rows = _rows_with(block.table(name), "dataset_id", dataset_ids)
             if rows.num_rows:
@@ -471,7 +456,7 @@ def read_subset_tables(reader: QgFileReader, wanted: np.ndarray, labels: list[st
         collected.add("records", records_seen.new_rows(records, "dataset_id"))
 
     tasks = {""}
-    for number in np.unique(blocks).tolist():
+    for number in unique(blocks).tolist():
         block = _BlockTables(reader, number)
         for name in block.names(_QUANTA):
             quanta = _rows_with(block.table(name), "node_id", wanted)
@@ -482,7 +467,7 @@ def read_subset_tables(reader: QgFileReader, wanted: np.ndarray, labels: list[st
         collected.add("edges", edges)
         add_datasets(block, _ids(edges, "dataset_id"))
     init_edges = global_block.table("init_edges")
-    init_edges = _take(
+    init_edges = take(
         init_edges,
         np.array(
             [i for i, task in enumerate(init_edges.column("task").to_pylist()) if task in tasks],

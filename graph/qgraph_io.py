@@ -24,6 +24,7 @@ from butler.dimensions import DimensionUniverse
 from butler.errors import ButlerError
 from butler.timing import log_duration
 
+from .arrow_arrays import unique
 from .errors import QuantumGraphError, QuantumGraphFileError
 from .qgraph_blocks import GraphTables, read_all_tables, read_node_tables, read_subset_tables, write_blocks
 from .qgraph_format import FORMAT_VERSION, QgFileReader, QgFileWriter
@@ -276,7 +277,7 @@ def read_quanta(path: str | os.PathLike[str], node_ids: Iterable[uuid.UUID]) -> 
     QuantumGraphFileError
         As for `read_quantum_graph`, for the parts read.
     """
-    wanted = np.unique(np.array([node_id.bytes for node_id in node_ids], dtype="S16"))
+    wanted = unique(np.array([node_id.bytes for node_id in node_ids], dtype="S16"))
     reader, universe = _open(path, check_universe=True)
     with reader:
         labels = [task["label"] for task in reader.header["tasks"]]

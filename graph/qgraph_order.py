@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from .arrow_arrays import contiguous, int_array, to_numpy, unique
 from .errors import QuantumGraphError
 from .quantum_graph import EdgeKind, ids_to_array
 
@@ -26,9 +26,9 @@ def index_of(keys: pa.Array | pa.ChunkedArray, values: pa.Array) -> np.ndarray:
     """
     if len(values) == 0 or len(keys) == 0:
         return np.full(len(keys), -1, dtype=np.int64)
-    found = pc.index_in(keys, value_set=values)
-    if isinstance(found, pa.ChunkedArray):
-        found = found.combine_chunks()
+    import pyarrow.compute as pc  # ~35 ms to import: only writers and whole-graph readers get here
+
+    found = contiguous(pc.index_in(keys, value_set=values))
     validity, data = found.buffers()
     positions = np.frombuffer(data, dtype=np.int32, count=len(found), offset=found.offset * 4).astype(
         np.int64
@@ -41,10 +41,10 @@ def index_of(keys: pa.Array | pa.ChunkedArray, values: pa.Array) -> np.ndarray:
 
 def _int8_numpy(column: pa.ChunkedArray) -> np.ndarray:
     """An int8 column as numpy, from its buffer (``to_numpy`` would make pyarrow import pandas)."""
-    array = column.combine_chunks()
-    if array.null_count:
-        raise QuantumGraphError("The edge kind column has null values.")
-    return np.frombuffer(array.buffers()[1], dtype=np.int8, count=len(array), offset=array.offset)
+    try:
+        return to_numpy(column)
+    except ValueError as err:
+        raise QuantumGraphError(f"The edge kind column is unusable: {err}") from None
 
 
 def dependency_order(node_ids: np.ndarray, edges: pa.Table) -> np.ndarray:
@@ -75,13 +75,9 @@ def dependency_order(node_ids: np.ndarray, edges: pa.Table) -> np.ndarray:
     writes = np.flatnonzero(np.isin(kinds, _WRITE_KINDS))
     reads = np.flatnonzero(np.isin(kinds, _READ_KINDS))
     dataset_ids = edges.column("dataset_id")
-    produced = dataset_ids.take(
-        pa.Int64Array.from_buffers(pa.int64(), len(writes), [None, pa.py_buffer(writes)])
-    )
-    read_datasets = dataset_ids.take(
-        pa.Int64Array.from_buffers(pa.int64(), len(reads), [None, pa.py_buffer(reads)])
-    )
-    producer_rows = index_of(read_datasets, produced.combine_chunks())
+    produced = dataset_ids.take(int_array(writes))
+    read_datasets = dataset_ids.take(int_array(reads))
+    producer_rows = index_of(read_datasets, contiguous(produced))
     internal = producer_rows >= 0
     sources = edge_index[writes][producer_rows[internal]]
     targets = edge_index[reads][internal]
@@ -103,7 +99,8 @@ def dependency_order(node_ids: np.ndarray, edges: pa.Table) -> np.ndarray:
         if total == 0:
             break
         edge_rows = np.repeat(starts[frontier] - np.cumsum(lengths) + lengths, lengths) + np.arange(total)
-        hit, hits = np.unique(targets[edge_rows], return_counts=True)
+        hit = unique(targets[edge_rows])
+        hits = np.bincount(np.searchsorted(hit, targets[edge_rows]), minlength=len(hit))
         indegree[hit] -= hits
         frontier = hit[indegree[hit] == 0]
     if placed != count:

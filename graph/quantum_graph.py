@@ -32,13 +32,13 @@ from collections.abc import Iterable, Iterator, Mapping
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from butler.data_coordinate import DataCoordinate
 from butler.datasets import DatasetRef, DatasetType
 from butler.datastore import DatastoreRecord
 from butler.dimensions import DimensionGroup, DimensionUniverse
 
+from .arrow_arrays import contiguous, empty_table, string_array, take, to_numpy, unique
 from .errors import QuantumGraphError
 from .quantum import Quantum
 from .quantum_graph_schema import (
@@ -128,9 +128,9 @@ class QuantumGraph:
         self.edges = edges
         self.init_edges = init_edges
         self.datastore_records = (
-            datastore_records if datastore_records is not None else DATASTORE_RECORDS_SCHEMA.empty_table()
+            datastore_records if datastore_records is not None else empty_table(DATASTORE_RECORDS_SCHEMA)
         )
-        self.pruned = pruned if pruned is not None else PRUNED_SCHEMA.empty_table()
+        self.pruned = pruned if pruned is not None else empty_table(PRUNED_SCHEMA)
         self._groups = {label: self.universe.group(dims) for label, dims in self.task_dimensions.items()}
         self._labels = list(self.task_dimensions)
         self._dataset_names = list(self.datasets)
@@ -276,9 +276,11 @@ class QuantumGraph:
             rows = self._records_index.rows_of(dataset_id.bytes)
             if len(rows) == 0:
                 continue
-            table = self.datastore_records.take(pa.array(rows))
+            # A row or two per dataset: slices are cheaper than a take.
             result[dataset_id] = [
-                DatastoreRecord.from_row({**row, "dataset_id": dataset_id}) for row in table.to_pylist()
+                DatastoreRecord.from_row({**row, "dataset_id": dataset_id})
+                for index in rows.tolist()
+                for row in self.datastore_records.slice(index, 1).to_pylist()
             ]
         return result
 
@@ -301,7 +303,8 @@ class QuantumGraph:
 
     def packages_ref(self) -> DatasetRef:
         """The ``packages`` init output of the run."""
-        rows = self.init_edges.filter(pc.equal(self.init_edges.column("kind"), int(EdgeKind.PACKAGES)))
+        kinds = to_numpy(self.init_edges.column("kind"))
+        rows = take(self.init_edges, np.flatnonzero(kinds == int(EdgeKind.PACKAGES)))
         if rows.num_rows != 1:
             raise QuantumGraphError(f"The graph has {rows.num_rows} packages edges; expected one.")
         dataset_id = uuid_from_bytes(ids_to_numpy(rows.column("dataset_id"))[0])
@@ -310,8 +313,7 @@ class QuantumGraph:
     def all_output_refs(self) -> Iterator[DatasetRef]:
         """Every predicted output (init outputs, configs, packages, metadata and logs included)."""
         for name, table in self.datasets.items():
-            produced = table.column("produced").to_numpy(zero_copy_only=False)
-            rows = np.flatnonzero(produced)
+            rows = np.flatnonzero(to_numpy(table.column("produced")))
             if len(rows) == 0:
                 continue
             yield from self._refs_of_rows(name, table, rows)
@@ -319,7 +321,7 @@ class QuantumGraph:
     def _refs_of_rows(self, name: str, table: pa.Table, rows: np.ndarray) -> Iterator[DatasetRef]:
         dataset_type = self.dataset_types[name]
         group = dataset_type.dimensions
-        part = table.take(pa.array(rows))
+        part = take(table, rows)
         ids = ids_to_numpy(part.column("dataset_id"))
         runs = part.column("run").to_pylist()
         columns = [part.column(key).to_pylist() for key in group.data_id_keys]
@@ -337,7 +339,9 @@ class QuantumGraph:
     def subgraph(self, node_ids: Iterable[uuid.UUID]) -> QuantumGraph:
         """A graph of only ``node_ids``, their edges, their datasets, init datasets of their tasks and
         the datastore records of their existing inputs (what a job needs)."""
-        wanted = np.unique(np.array([i.bytes for i in node_ids], dtype="S16"))
+        import pyarrow.compute as pc  # not needed on a batch job's path (it reads with read_quanta)
+
+        wanted = unique(np.array([i.bytes for i in node_ids], dtype="S16"))
         node_index = self._node_idx()
         present = node_index.contains(wanted)
         if not present.all():
@@ -351,15 +355,10 @@ class QuantumGraph:
             if quanta[label].num_rows:
                 keep_labels.add(label)
         edges = self.edges.filter(pc.is_in(self.edges.column("node_id"), value_set=wanted_ids))
-        init_mask = pc.is_in(
-            self.init_edges.column("task"), pa.array(sorted(keep_labels | {""}), pa.string())
-        )
+        init_mask = pc.is_in(self.init_edges.column("task"), string_array(sorted(keep_labels | {""})))
         init_edges = self.init_edges.filter(init_mask)
         dataset_ids = pa.concat_arrays(
-            [
-                column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
-                for column in (edges.column("dataset_id"), init_edges.column("dataset_id"))
-            ]
+            [contiguous(edges.column("dataset_id")), contiguous(init_edges.column("dataset_id"))]
         )
         datasets: dict[str, pa.Table] = {}
         for name, table in self.datasets.items():
@@ -380,7 +379,7 @@ class QuantumGraph:
             edges=edges,
             init_edges=init_edges,
             datastore_records=records,
-            pruned=PRUNED_SCHEMA.empty_table(),
+            pruned=empty_table(PRUNED_SCHEMA),
             universe=self.universe,
         )
 
@@ -411,11 +410,10 @@ class QuantumGraph:
     def _edge_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Node ids, dataset ids (``S16``) and kinds of the edges, as contiguous numpy arrays (made once)."""
         if self._edge_columns is None:
-            kinds = self.edges.column("kind")
             self._edge_columns = (
                 ids_to_numpy(self.edges.column("node_id")),
                 ids_to_numpy(self.edges.column("dataset_id")),
-                np.asarray(kinds.to_numpy() if kinds.num_chunks else np.empty(0, np.int8), dtype=np.int8),
+                to_numpy(self.edges.column("kind")).astype(np.int8, copy=False),
             )
         return self._edge_columns
 
@@ -459,18 +457,23 @@ class QuantumGraph:
         return self._refs_of_edge_rows(self.edges, rows)
 
     def _init_edge_refs(self, label: str) -> list[tuple[str, EdgeKind, DatasetRef]]:
-        mask = pc.equal(self.init_edges.column("task"), label)
-        rows = np.flatnonzero(mask.to_numpy(zero_copy_only=False))
+        tasks = self.init_edges.column("task").to_pylist()  # a few rows per task
+        rows = np.array([i for i, task in enumerate(tasks) if task == label], dtype=np.int64)
         return self._refs_of_edge_rows(self.init_edges, rows)
 
     def _refs_of_edge_rows(self, edges: pa.Table, rows: np.ndarray) -> list[tuple[str, EdgeKind, DatasetRef]]:
         if len(rows) == 0:
             return []
-        part = edges.take(pa.array(rows))
-        ids = ids_to_numpy(part.column("dataset_id"))
-        names = part.column("dataset_type").to_pylist()
-        connections = part.column("connection").to_pylist()
-        kinds = part.column("kind").to_pylist()
+        # A few rows per quantum: read them one by one rather than take a table (fixed costs dominate).
+        if edges is self.edges:
+            _, all_ids, all_kinds = self._edge_arrays()
+        else:
+            all_ids, all_kinds = ids_to_numpy(edges.column("dataset_id")), to_numpy(edges.column("kind"))
+        ids = all_ids[rows]
+        kinds = all_kinds[rows].tolist()
+        positions = rows.tolist()
+        names = [edges.column("dataset_type")[i].as_py() for i in positions]
+        connections = [edges.column("connection")[i].as_py() for i in positions]
         index = self._dataset_idx()
         result = []
         for dataset_id, name, connection, kind in zip(ids, names, connections, kinds, strict=True):

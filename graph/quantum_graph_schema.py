@@ -8,8 +8,6 @@ compare like the 16 bytes, which is what `IdIndex` and `RowIndex` use for lookup
 from __future__ import annotations
 
 import enum
-import getpass
-import importlib.metadata
 import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -21,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from butler.dimensions import DimensionGroup, FieldType
 
+from .arrow_arrays import contiguous, fixed_binary_array, uuid_array
 from .errors import QuantumGraphError
 
 __all__ = [
@@ -128,8 +127,7 @@ def ids_to_numpy(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
 
     ``S16`` compares and sorts like the 16 bytes; `uuid_from_bytes` turns one element back into a UUID.
     """
-    if isinstance(array, pa.ChunkedArray):
-        array = array.combine_chunks() if array.num_chunks != 1 else array.chunk(0)
+    array = contiguous(array)
     if len(array) == 0:
         return np.empty(0, dtype="S16")
     if array.null_count:
@@ -141,9 +139,8 @@ def ids_to_numpy(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
 def ids_to_array(ids: Iterable[uuid.UUID] | np.ndarray) -> pa.FixedSizeBinaryArray:
     """UUIDs (or an ``S16`` numpy array) as a binary(16) arrow array."""
     if isinstance(ids, np.ndarray):
-        data = np.ascontiguousarray(ids, dtype="S16").tobytes()
-        return pa.FixedSizeBinaryArray.from_buffers(UUID_TYPE, len(ids), [None, pa.py_buffer(data)])
-    return pa.array([i.bytes for i in ids], type=UUID_TYPE)
+        return fixed_binary_array(ids, 16)
+    return uuid_array(ids)
 
 
 def uuid_from_bytes(value: bytes | np.bytes_) -> uuid.UUID:
@@ -152,6 +149,8 @@ def uuid_from_bytes(value: bytes | np.bytes_) -> uuid.UUID:
 
 
 def _package_version() -> str:
+    import importlib.metadata  # builders only: a job reads the version from the file
+
     try:
         return importlib.metadata.version("quanta")
     except importlib.metadata.PackageNotFoundError:  # pragma: no cover - running from a bare checkout
@@ -159,6 +158,8 @@ def _package_version() -> str:
 
 
 def _user() -> str:
+    import getpass  # builders only (it imports termios)
+
     try:
         return getpass.getuser()
     except Exception:  # pragma: no cover - no user name in some containers

@@ -22,20 +22,13 @@ from graph.demo.instrument import DemoCam
 from graph.demo.processing.masks import MaskBit
 from graph.demo.processing.measurement import aperture_photometry
 from graph.demo.processing.wcs_cards import wcs_from_metadata
-from graph.demo.tasks import (
-    AssembleCoaddTask,
-    CalibrateTask,
-    ConsolidateVisitSummaryTask,
-    DetectCoaddTask,
-    IsrTask,
-    MakeWarpTask,
-)
-from graph.demo.tasks.calibrate import CalibrateConfig
-from graph.demo.tasks.coadd import AssembleCoaddConfig
-from graph.demo.tasks.isr import IsrConfig
+from graph.demo.tasks.calibrate import CalibrateConfig, CalibrateTask
+from graph.demo.tasks.coadd import AssembleCoaddConfig, AssembleCoaddTask
+from graph.demo.tasks.detect_coadd import DetectCoaddTask
+from graph.demo.tasks.isr import IsrConfig, IsrTask
 from graph.demo.tasks.source_extraction import SOURCE_COLUMNS
-from graph.demo.tasks.visit_summary import SUMMARY_COLUMNS
-from graph.demo.tasks.warp import MakeWarpConfig, as_skymap, patch_metadata
+from graph.demo.tasks.visit_summary import SUMMARY_COLUMNS, ConsolidateVisitSummaryTask
+from graph.demo.tasks.warp import MakeWarpConfig, MakeWarpTask, as_skymap, patch_metadata
 from graph.errors import ConfigError, NoWorkFound, TaskExecutionError
 from graph.pipeline import Pipeline
 from graph.pipeline_graph import PipelineGraph

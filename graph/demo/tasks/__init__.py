@@ -1,26 +1,6 @@
 """DemoCam's PipelineTasks: step 1 (isr, calibrate, consolidateVisitSummary) and step 2 (makeWarp, assembleCoadd, detectCoadd).
 
 Each task only calls the pure algorithms in `graph.demo.processing`; the pipeline is
-``submit_templates/examples/demo_pipeline.yaml``.
+``submit_templates/examples/demo_pipeline.yaml``. The package imports nothing itself, so a batch job
+running one task loads only that task's module (import e.g. `graph.demo.tasks.isr.IsrTask`).
 """
-
-from .calibrate import CalibrateTask, PhotoCalTask
-from .coadd import AssembleCoaddTask
-from .detect_coadd import DetectCoaddTask
-from .isr import IsrTask
-from .source_extraction import SourceDetectionTask, SourceMeasurementTask, SubtractBackgroundTask
-from .visit_summary import ConsolidateVisitSummaryTask
-from .warp import MakeWarpTask
-
-__all__ = [
-    "AssembleCoaddTask",
-    "CalibrateTask",
-    "ConsolidateVisitSummaryTask",
-    "DetectCoaddTask",
-    "IsrTask",
-    "MakeWarpTask",
-    "PhotoCalTask",
-    "SourceDetectionTask",
-    "SourceMeasurementTask",
-    "SubtractBackgroundTask",
-]
