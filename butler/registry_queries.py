@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from .collections import CollectionManager, CollectionRecord, CollectionType
 from .data_coordinate import DataCoordinate, DimensionRecord
 from .database import Database
+from .dataset_sources import dataset_source, search_path
 from .dataset_types import DatasetTypeManager, RegisteredDatasetType
 from .datasets import DatasetRef, DatasetType
 from .dimension_records import DimensionRecordStorage
@@ -39,45 +40,12 @@ class RegistryQueries:
         self._records = records
 
     def _search_path(self, collections: str | Sequence[str]) -> list[CollectionRecord]:
-        names = [collections] if isinstance(collections, str) else list(collections)
-        return [self._collections.get(n) for n in self._collections.resolve(names)]
+        return search_path(self._collections, collections)
 
     def _dataset_source(
         self, registered: RegisteredDatasetType, search: Sequence[CollectionRecord], with_calibrations: bool
     ) -> sa.Subquery | None:
-        """A subquery of (dataset_id, collection_id, data ID columns, timespan) over the collections."""
-        keys = registered.dataset_type.dimensions.required
-        tag_ids = [c.id for c in search if c.type in (CollectionType.RUN, CollectionType.TAGGED)]
-        calib_ids = (
-            [c.id for c in search if c.type is CollectionType.CALIBRATION] if with_calibrations else []
-        )
-        parts: list[sa.Select[Any]] = []
-        if tag_ids:
-            tags = registered.tables.tags
-            parts.append(
-                sa.select(
-                    tags.c.dataset_id,
-                    tags.c.collection_id,
-                    *(tags.c[k] for k in keys),
-                    sa.null().label("timespan_begin"),
-                    sa.null().label("timespan_end"),
-                ).where(tags.c.dataset_type_id == registered.id, tags.c.collection_id.in_(tag_ids))
-            )
-        if calib_ids:
-            calibs = registered.tables.calibs
-            parts.append(
-                sa.select(
-                    calibs.c.dataset_id,
-                    calibs.c.collection_id,
-                    *(calibs.c[k] for k in keys),
-                    calibs.c.timespan_begin,
-                    calibs.c.timespan_end,
-                ).where(calibs.c.dataset_type_id == registered.id, calibs.c.collection_id.in_(calib_ids))
-            )
-        if not parts:
-            return None
-        statement = parts[0] if len(parts) == 1 else sa.union_all(*parts)
-        return statement.subquery(f"ds_{registered.dataset_type.name}")
+        return dataset_source(registered, search, with_calibrations)
 
     # -- datasets ----------------------------------------------------------------------------
 

@@ -20,32 +20,24 @@ from typing import Any
 import numpy as np
 import pytest
 from click.testing import CliRunner, Result
+from democam_repository import EXAMPLES, build_democam_repository
 
 from butler.butler import Butler
-from butler.cli import main as butler_main
 from butler.image import Image
 from graph.cli.pipetask import main as pipetask_main
 from graph.cli.qgraph import qgraph
 from graph.cli.run import run
 from graph.cli.run_qbb import main as qbb_main
-from graph.demo.simulate import simulate
 from graph.qgraph_io import read_dependency_order, read_quantum_graph
 from graph.quantum_graph import uuid_from_bytes
 from graph.transfer import transfer_from_graph
 
 REPO_ROOT = Path(__file__).parents[2]
-EXAMPLES = REPO_ROOT / "submit_templates" / "examples"
 INPUTS = "DemoCam/defaults"
 OUTPUT = "u/demo"
 RUN = "u/demo/run1"
 
 pytestmark = pytest.mark.slow
-
-
-def _butler(*args: str) -> str:
-    result = CliRunner().invoke(butler_main, list(args), catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return result.output
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -64,16 +56,7 @@ def pipetask(*args: str) -> Result:
 @pytest.fixture(scope="module")
 def pristine(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """A DemoCam repository (never run into) and the data query of one patch in the g band."""
-    work = tmp_path_factory.mktemp("democam-execution")
-    assert simulate(work / "survey", visits=6, detectors=4, seed=3) is not None
-    repo = str(work / "repo")
-    _butler("create", repo)
-    _butler("register-instrument", repo, "DemoCam")
-    _butler("write-curated-calibrations", repo, "DemoCam")
-    _butler("ingest-raws", repo, str(work / "survey" / "raw"))
-    _butler("define-visits", repo, "DemoCam")
-    _butler("ingest-refcat", repo, str(work / "survey" / "refcat" / "demo_refcat.parquet"))
-    _butler("register-skymap", repo, "--name", "demo-rings", "--config", str(EXAMPLES / "demo_skymap.yaml"))
+    repo = build_democam_repository(tmp_path_factory.mktemp("democam-execution"))
     with Butler(repo) as butler:
         registry = butler.registry
         visit = min(r.id for r in registry.query_dimension_records("visit", where="band = 'g'"))
@@ -82,7 +65,7 @@ def pristine(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
         )
         patch = sorted(patches, key=lambda d: d["patch"])[len(patches) // 2]
     where = f"band = 'g' AND skymap = 'demo-rings' AND tract = {patch['tract']} AND patch = {patch['patch']}"
-    return Path(repo), where
+    return repo, where
 
 
 def _copy(pristine: tuple[Path, str], tmp_path: Path, name: str) -> Path:

@@ -14,14 +14,12 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
-from click.testing import CliRunner
+from democam_repository import EXAMPLES, build_democam_repository
 
 from butler.butler import Butler
-from butler.cli import main as butler_main
 from butler.datasets import DatasetRef
 from butler.image import Image
 from graph.demo import camera
-from graph.demo.simulate import simulate
 from graph.init_outputs import write_init_outputs
 from graph.pipeline import Pipeline
 from graph.pipeline_graph import PipelineGraph
@@ -29,36 +27,16 @@ from graph.quantum import Quantum
 from graph.quantum_execution import QuantumStatus, execute_quantum
 from graph.task import PipelineTask
 
-EXAMPLES = Path(__file__).parents[2] / "submit_templates" / "examples"
 RUN = "u/demo/run1"
 INPUTS = "DemoCam/defaults"
 
 pytestmark = pytest.mark.slow
 
 
-def _butler_command(*args: str) -> str:
-    result = CliRunner().invoke(butler_main, list(args), catch_exceptions=False)
-    assert result.exit_code == 0, result.output
-    return result.output
-
-
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A DemoCam repository built the way docs/democam.md tells a user to."""
-    work = tmp_path_factory.mktemp("democam")
-    survey = simulate(work / "survey", visits=6, detectors=4, seed=3)
-    assert survey is not None
-    repo = str(work / "repo")
-    _butler_command("create", repo)
-    _butler_command("register-instrument", repo, "DemoCam")
-    _butler_command("write-curated-calibrations", repo, "DemoCam")
-    _butler_command("ingest-raws", repo, str(work / "survey" / "raw"))
-    _butler_command("define-visits", repo, "DemoCam")
-    _butler_command("ingest-refcat", repo, str(work / "survey" / "refcat" / "demo_refcat.parquet"))
-    _butler_command(
-        "register-skymap", repo, "--name", "demo-rings", "--config", str(EXAMPLES / "demo_skymap.yaml")
-    )
-    return Path(repo)
+    return build_democam_repository(tmp_path_factory.mktemp("democam"))
 
 
 class Runner:
