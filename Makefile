@@ -40,11 +40,12 @@ demo: $(STAMP)  ## simulate a DemoCam survey, build a repository from it, build 
 	@echo "  $(BIN)/butler query-datasets $(DEMO_DIR)/repo deepCoadd --collections u/demo/coadds"
 	@echo "  $(BIN)/pipetask show-qgraph $(DEMO_DIR)/demo.qg"
 
-bench: $(STAMP)  ## print registry, merge, pipeline-graph and ingest scale figures (never pass/fail)
+bench: $(STAMP)  ## print registry, merge, pipeline-graph, ingest and quantum-graph scale figures (never pass/fail)
 	$(BIN)/python benchmarks/registry.py
 	$(BIN)/python benchmarks/merge.py --quick
 	$(BIN)/python benchmarks/pipeline.py
 	$(BIN)/python benchmarks/ingest.py --quick
+	$(BIN)/python benchmarks/quantum_graph.py --quick
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
