@@ -185,6 +185,72 @@ class QuantumGraph:
         """Task label of a quantum."""
         return self._labels[self._locate_node(node_id)[0]]
 
+    # -- bulk (columnar) access -----------------------------------------------------------------
+
+    def quantum_offsets(self) -> dict[str, tuple[int, int]]:
+        """``[start, stop)`` of each task's quanta in the global order of `topological_order_array`."""
+        offsets: dict[str, tuple[int, int]] = {}
+        start = 0
+        for label in self._labels:
+            stop = start + int(self.quanta[label].num_rows)
+            offsets[label] = (start, stop)
+            start = stop
+        return offsets
+
+    def data_id_columns(self, label: str, dimensions: Iterable[str] | None = None) -> dict[str, np.ndarray]:
+        """Data-id columns of task ``label``'s quanta as numpy arrays (int64, or object for strings).
+
+        ``dimensions`` defaults to every data-id key of the task; a key the task lacks is an error.
+        """
+        table = self._quanta_table(label)
+        keys = list(dimensions) if dimensions is not None else list(self._groups[label].data_id_keys)
+        missing = [key for key in keys if key not in table.column_names or key == "node_id"]
+        if missing:
+            raise QuantumGraphError(
+                f"Task {label!r} has no dimension(s) {', '.join(missing)} "
+                f"(its data-id keys: {', '.join(self._groups[label].data_id_keys)})."
+            )
+        columns: dict[str, np.ndarray] = {}
+        for key in keys:
+            column = contiguous(table.column(key))
+            if pa.types.is_integer(column.type):
+                columns[key] = to_numpy(column)
+            else:
+                # to_pylist, not to_numpy: that imports pandas (about 0.5 s) for string columns.
+                values = np.empty(len(column), dtype=object)
+                values[:] = column.to_pylist()
+                columns[key] = values
+        return columns
+
+    def quantum_edges(self) -> tuple[np.ndarray, np.ndarray]:
+        """Quantum dependencies as ``(upstream, downstream)`` int64 index arrays, each pair once.
+
+        Indexes are positions in `topological_order_array` (see `quantum_offsets`); a pair means
+        the downstream quantum reads (as input or prerequisite) a dataset the upstream one writes.
+        Works on the edge columns with sorted-array lookups; no per-quantum Python object is made.
+        """
+        node_ids, dataset_ids, kinds = self._edge_arrays()
+        count = self.quantum_count()
+        empty = np.empty(0, dtype=np.int64)
+        read_rows = np.flatnonzero(np.isin(kinds, [int(k) for k in _READ_KINDS]))
+        write_rows = np.flatnonzero(np.isin(kinds, [int(k) for k in _WRITE_KINDS]))
+        if len(read_rows) == 0 or len(write_rows) == 0:
+            return empty, empty.copy()
+        producer = _positions(dataset_ids[read_rows], dataset_ids[write_rows])
+        matched = producer >= 0
+        if not matched.any():
+            return empty, empty.copy()
+        producer_rows = write_rows[producer[matched]]
+        reader_rows = read_rows[matched]
+        index = _positions(
+            node_ids[np.concatenate([producer_rows, reader_rows])], self.topological_order_array()
+        )
+        if (index < 0).any():
+            raise QuantumGraphError("An edge refers to a quantum that is not in the graph's quanta tables.")
+        keys = unique(index[: len(producer_rows)] * count + index[len(producer_rows) :])
+        upstream, downstream = np.divmod(keys, count)
+        return upstream, downstream
+
     # -- single quanta ----------------------------------------------------------------------------
 
     def quanta_of(self, label: str) -> Iterator[Quantum]:
@@ -502,3 +568,31 @@ class QuantumGraph:
     def __repr__(self) -> str:
         counts = ", ".join(f"{label}: {self.quantum_count(label)}" for label in self._labels)
         return f"QuantumGraph({self.metadata.output_run!r}, {{{counts}}})"
+
+
+def _positions(values: np.ndarray, value_set: np.ndarray) -> np.ndarray:
+    """Position of each ``S16`` value in ``value_set`` (whose values are distinct), -1 when absent.
+
+    Sorts on the first 8 bytes as uint64 (much faster than sorting 16-byte strings) and checks all
+    16 bytes of each match; falls back to an Arrow hash lookup if two ids share their first 8 bytes.
+    """
+    result = np.full(len(values), -1, dtype=np.int64)
+    if len(values) == 0 or len(value_set) == 0:
+        return result
+    table = np.ascontiguousarray(value_set, dtype="S16").view(np.uint64).reshape(-1, 2)
+    wanted = np.ascontiguousarray(values, dtype="S16").view(np.uint64).reshape(-1, 2)
+    order = np.argsort(table[:, 0])
+    keys = table[order, 0]
+    if (keys[1:] == keys[:-1]).any():
+        import pyarrow.compute as pc  # rare: two ids with the same first 8 bytes
+
+        found = pc.index_in(ids_to_array(values), value_set=ids_to_array(value_set))
+        positions: np.ndarray = found.fill_null(-1).to_numpy().astype(np.int64)
+        return positions
+    query_order = np.argsort(wanted[:, 0])
+    slots = np.minimum(np.searchsorted(keys, wanted[query_order, 0]), len(keys) - 1)
+    candidate = np.empty(len(values), dtype=np.int64)
+    candidate[query_order] = order[slots]
+    same = (table[candidate] == wanted).all(axis=1)
+    result[same] = candidate[same]
+    return result
