@@ -26,19 +26,21 @@ lint: $(STAMP)  ## ruff, formatting, mypy on the packages, layer contracts
 
 DEMO_DIR := demo
 
-demo: $(STAMP)  ## simulate a DemoCam survey, build a repository from it, build and run the demo pipeline's quantum graph
+demo: $(STAMP)  ## simulate a DemoCam survey, build a repository from it, and run the demo pipeline with bps submit on Parsl
 	rm -rf $(DEMO_DIR)
 	PATH="$(abspath $(BIN)):$$PATH" bash docs/examples/democam/run.sh $(DEMO_DIR)
 	@echo
 	@echo "The demo repository is in $(abspath $(DEMO_DIR))/repo (registry: $(DEMO_DIR)/repo/registry.sqlite3);"
 	@echo "the simulated survey in $(DEMO_DIR)/survey; the pipeline drawing in $(DEMO_DIR)/pipeline.svg;"
-	@echo "the quantum graph in $(DEMO_DIR)/demo.qg; the outputs in the collection u/demo/coadds."
+	@echo "the bps run's submit directory (quantum graph, workflow, job logs) in $(DEMO_DIR)/submit;"
+	@echo "the outputs in the collection u/demo/coadds."
 	@echo "Query it, for example:"
 	@echo "  $(BIN)/butler query-collections $(DEMO_DIR)/repo --chains tree"
 	@echo "  $(BIN)/butler query-datasets $(DEMO_DIR)/repo raw --collections DemoCam/defaults --where \"band = 'r'\""
 	@echo "  $(BIN)/butler query-data-ids $(DEMO_DIR)/repo visit detector --where \"skymap = 'demo-rings' AND patch = 1042\""
 	@echo "  $(BIN)/butler query-datasets $(DEMO_DIR)/repo deepCoadd --collections u/demo/coadds"
-	@echo "  $(BIN)/pipetask show-qgraph $(DEMO_DIR)/demo.qg"
+	@echo "  $(BIN)/pipetask show-qgraph $(DEMO_DIR)/submit/*.qg"
+	@echo "  $(BIN)/bps report --id $(DEMO_DIR)/submit"
 
 bench: $(STAMP)  ## print registry, merge, pipeline-graph, ingest and quantum-graph scale figures (never pass/fail)
 	$(BIN)/python benchmarks/registry.py
@@ -46,6 +48,7 @@ bench: $(STAMP)  ## print registry, merge, pipeline-graph, ingest and quantum-gr
 	$(BIN)/python benchmarks/pipeline.py
 	$(BIN)/python benchmarks/ingest.py --quick
 	$(BIN)/python benchmarks/quantum_graph.py --quick
+	$(BIN)/python benchmarks/bps_submit.py --quick
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

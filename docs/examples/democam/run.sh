@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Simulate a small DemoCam survey, build a repository from it as a new user would, check the
-# demo pipeline, build its quantum graph, run it locally, and query the results.
-# Usage: run.sh WORK_DIR   (WORK_DIR/repo must not exist yet; raw files go to WORK_DIR/survey)
+# demo pipeline, submit it with bps (Parsl on this machine, isr+calibrate clustered per visit and
+# detector), and show the run's report and the coadds.
+# Usage: run.sh WORK_DIR   (WORK_DIR/repo must not exist yet; raw files go to WORK_DIR/survey,
+# the run's submit directory to WORK_DIR/submit)
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 examples="$(cd "$here/../../../submit_templates/examples" && pwd)"
-work="$1"
+mkdir -p "$1"
+work="$(cd "$1" && pwd)"
+export QUANTA_BPS_HOME="${QUANTA_BPS_HOME:-$work/bps_home}"  # the demo's runs stay out of ~/.quanta
 repo="$work/repo"
 survey="$work/survey"
 
@@ -32,8 +36,7 @@ show butler query-datasets "$repo" flat --collections DemoCam/defaults --where "
 # Spatial join through the regions of define-visits and register-skymap.
 show butler query-data-ids "$repo" visit detector --where "skymap = 'demo-rings' AND tract = 9813 AND patch = 1042"
 show pipetask build -p "$examples/demo_pipeline.yaml" --show graph --pipeline-svg "$work/pipeline.svg"
-show pipetask qgraph -b "$repo" -p "$examples/demo_pipeline.yaml" -i DemoCam/defaults -o u/demo/coadds \
-    --save-qgraph "$work/demo.qg"
-show pipetask show-qgraph "$work/demo.qg"
-show pipetask run -b "$repo" -g "$work/demo.qg" -j 2 --register-dataset-types --no-progress
-show butler query-datasets "$repo" deepCoadd_det --collections u/demo/coadds --where "band = 'g'" --limit 5
+show bps submit --wait "$examples/demo_submit.yaml" -b "$repo" -p "$examples/demo_pipeline.yaml" \
+    --submit-path "$work/submit"
+show bps report
+show butler query-datasets "$repo" deepCoadd --collections u/demo/coadds
