@@ -19,6 +19,9 @@ _LOG = logging.getLogger(__name__)
 
 DEFAULT_POLL_SECONDS = 2.0
 
+LOG_EVERY_SECONDS = 10.0
+"""Without a bar, job counts are logged at most this often (a change of the run's state at once)."""
+
 _DONE_STATES = (WmsState.SUCCEEDED, WmsState.FAILED, WmsState.PRUNED, WmsState.DELETED)
 
 
@@ -51,18 +54,20 @@ def follow_run(
     """Poll ``service.report(submit_dir)`` until the run's state is final; the last report.
 
     With ``show_bar`` a rich progress bar counts finished jobs on stderr; without, each change of
-    the run's state and job counts is logged at INFO. Polls every ``poll_seconds`` (default
+    the run's state is logged at INFO, and
+    changes of the job counts at most every `LOG_EVERY_SECONDS`. Polls every ``poll_seconds`` (default
     `DEFAULT_POLL_SECONDS`).
     """
     interval = DEFAULT_POLL_SECONDS if poll_seconds is None else poll_seconds
     report = service.report(submit_dir)
     if not show_bar:
-        last = ""
+        last_text, last_state, last_time = "", None, -LOG_EVERY_SECONDS
         while True:
-            text = _describe(report)
-            if text != last:
+            text, now = _describe(report), time.monotonic()
+            changed_state = report.state is not last_state
+            if text != last_text and (changed_state or now - last_time >= LOG_EVERY_SECONDS):
                 _LOG.info("Run %s: %s", report.run.run_name, text)
-                last = text
+                last_text, last_state, last_time = text, report.state, now
             if report.state.is_final:
                 return report
             sleep(interval)

@@ -113,7 +113,7 @@ def _show_traceback(ctx: click.Context) -> None:
     "--log-level",
     type=click.Choice(LOG_LEVELS, case_sensitive=False),
     metavar="[" + "|".join(LOG_LEVELS) + "]",
-    default="WARNING",
+    default="INFO",
     show_default=True,
     help="Logging threshold; INFO also logs each stage's time and peak memory; DEBUG also prints the "
     "traceback of an error.",
