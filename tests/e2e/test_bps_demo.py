@@ -44,8 +44,11 @@ def bps_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
 
 
 def bps(*args: str | Path) -> tuple[int, str, str]:
-    """Run ``bps`` in this process; (exit code, stdout, stderr)."""
-    result = CliRunner().invoke(main, [str(arg) for arg in args])
+    """Run ``bps --log-level WARNING ARGS`` in this process; (exit code, stdout, stderr).
+
+    WARNING keeps the stage logs out of stderr, so tests see an error exactly as its one line.
+    """
+    result = CliRunner().invoke(main, ["--log-level", "WARNING", *(str(arg) for arg in args)])
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         raise result.exception
     return result.exit_code, result.stdout, result.stderr
