@@ -25,12 +25,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
-import resource
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,11 +34,11 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _common as bench
 import quantum_graph as qgbench
 
 DEFAULT_SIZES = (10_000, 100_000, 1_000_000)
 QUICK_SIZES = (10_000, 100_000)
-RESULT_PREFIX = "BENCH-RESULT "
 
 CLUSTERINGS: dict[str, str] = {
     "single": "clusterAlgorithm: single_quantum\n",
@@ -82,42 +77,25 @@ environment:
 """
 
 
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def _log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
 # -- phases (each in a fresh interpreter) -------------------------------------------------------------------
 
 
 def run_transform(case_dir: Path, clustering: str) -> dict[str, Any]:
     """Read the graph, cluster, transform and save the workflow."""
+    from bps.api import run_info
     from bps.clustering import cluster_quanta
     from bps.config import load_bps_config
     from bps.transform import make_generic_workflow
-    from bps.wms import RunInfo
     from graph.qgraph_io import read_quantum_graph
 
     path = case_dir / f"submit-{clustering}.yaml"
     path.write_text(SUBMIT_YAML.format(case=case_dir, raw_run=qgbench.RAW_RUN) + CLUSTERINGS[clustering])
     config = load_bps_config(path)
-    s = config.settings
-    run = RunInfo(
-        s.uniq_proc_name,
-        s.payload.output_run,
-        s.operator,
-        s.project,
-        s.campaign,
-        s.payload.payload_name,
-        s.compute_site,
-    )
+    run = run_info(config)
     start = time.perf_counter()
     qgraph = read_quantum_graph(case_dir / "graph.qg")
     read_s = time.perf_counter() - start
-    read_mb = _peak_mb()
+    read_mb = bench.peak_mb()
     start, cpu = time.perf_counter(), time.process_time()
     clustered = cluster_quanta(qgraph, config)
     cluster_s = time.perf_counter() - start
@@ -125,7 +103,7 @@ def run_transform(case_dir: Path, clustering: str) -> dict[str, Any]:
     workflow = make_generic_workflow(clustered, config, run, case_dir / "graph.qg")
     transform_s = time.perf_counter() - start
     cpu_s = time.process_time() - cpu
-    transform_mb = _peak_mb()
+    transform_mb = bench.peak_mb()
     out = case_dir / f"generic_workflow-{clustering}.json"
     start = time.perf_counter()
     workflow.save(out)
@@ -141,7 +119,7 @@ def run_transform(case_dir: Path, clustering: str) -> dict[str, Any]:
         "transform_mb": transform_mb,
         "save_s": save_s,
         "json_mb": out.stat().st_size / 2**20,
-        "peak_mb": _peak_mb(),
+        "peak_mb": bench.peak_mb(),
     }
 
 
@@ -149,7 +127,7 @@ def run_load(case_dir: Path, clustering: str) -> dict[str, Any]:
     """Load the saved workflow and build every job view once."""
     from bps.workflow import GenericWorkflow
 
-    baseline = _peak_mb()
+    baseline = bench.peak_mb()
     start = time.perf_counter()
     workflow = GenericWorkflow.load(case_dir / f"generic_workflow-{clustering}.json")
     load_s = time.perf_counter() - start
@@ -159,7 +137,7 @@ def run_load(case_dir: Path, clustering: str) -> dict[str, Any]:
     return {
         "load_s": load_s,
         "jobs_s": jobs_s,
-        "load_mb": _peak_mb(),
+        "load_mb": bench.peak_mb(),
         "load_baseline_mb": baseline,
         "viewed": count,
     }
@@ -169,15 +147,6 @@ PHASES = {"transform": run_transform, "load": run_load}
 
 
 # -- driver -------------------------------------------------------------------------------------------------
-
-
-def _run(command: list[str], env: dict[str, str]) -> dict[str, Any] | str:
-    completed = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=False, env=env)
-    for line in completed.stdout.splitlines():
-        if line.startswith(RESULT_PREFIX):
-            data: dict[str, Any] = json.loads(line.removeprefix(RESULT_PREFIX))
-            return data
-    return f"{' '.join(command[2:4])} failed (exit code {completed.returncode}); see the messages above"
 
 
 def ensure_graph(target: int, case_dir: Path) -> str | None:
@@ -195,8 +164,10 @@ def ensure_graph(target: int, case_dir: Path) -> str | None:
 def run_phase(phase: str, case_dir: Path, clustering: str) -> dict[str, Any] | str:
     command = [sys.executable, str(Path(__file__).resolve()), "--phase", phase, "--case-dir", str(case_dir)]
     command += ["--clustering", clustering]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(case_dir), os.environ.get("PYTHONPATH", "")])}
-    return _run(command, env)
+    data, exit_code = bench.run_phase_process(command, case_dir)
+    if data is not None:
+        return data
+    return f"{' '.join(command[2:4])} failed (exit code {exit_code}); see the messages above"
 
 
 COLUMNS = (
@@ -244,10 +215,7 @@ def _cells(name: str, t: dict[str, Any], load: dict[str, Any]) -> list[str]:
 
 
 def _print_header() -> None:
-    print(
-        f"quanta bps submit-side benchmark  {time.strftime('%Y-%m-%d %H:%M')}  python {platform.python_version()}  "
-        f"{os.cpu_count()} CPUs  {platform.machine()}  load {os.getloadavg()[0]:.1f}"
-    )
+    bench.print_title("bps submit-side benchmark")
     print("graph: benchmarks/quantum_graph.py's synthetic DRP (isr, calibrate, visit summary, coadds)")
     print("read s / read MB   = read_quantum_graph / peak RSS after it (MiB): the starting point, not bps")
     print(
@@ -260,21 +228,12 @@ def _print_header() -> None:
     print("peak MB            = peak RSS of the read+cluster+transform+save process")
     print("load s / jobs s    = GenericWorkflow.load / building every job view once (fresh process);")
     print("load MB            = peak RSS of that process")
-    print()
-    print(_row([name for name, _ in COLUMNS]))
-    print("  ".join("-" * width for _, width in COLUMNS), flush=True)
-
-
-def _parse_sizes(text: str) -> list[int]:
-    return [int(part.replace("_", "")) for part in text.split(",") if part.strip()]
+    bench.print_table_head(COLUMNS, _row)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument(
-        "--sizes", type=_parse_sizes, default=None, help="target quanta (default 10k,100k,1M)"
-    )
-    parser.add_argument("--quick", action="store_true", help="sizes 10000 and 100000 only")
+    bench.add_size_options(parser, "target quanta (default 10k,100k,1M)", QUICK_SIZES)
     parser.add_argument(
         "--graph-dir",
         type=Path,
@@ -290,7 +249,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.phase:
         outcome = PHASES[args.phase](args.case_dir, args.clustering)
-        print(RESULT_PREFIX + json.dumps(outcome), flush=True)
+        bench.print_result(outcome)
         return 0
 
     sizes = args.sizes or list(QUICK_SIZES if args.quick else DEFAULT_SIZES)
@@ -308,7 +267,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 start = time.perf_counter()
                 transform = run_phase("transform", case_dir, name)
                 load = run_phase("load", case_dir, name) if not isinstance(transform, str) else {}
-                _log(f"N={target:,} {name}: {time.perf_counter() - start:.1f} s")
+                bench.log(f"N={target:,} {name}: {time.perf_counter() - start:.1f} s")
                 if isinstance(transform, str) or isinstance(load, str):
                     print(f"ERROR: N={target:,} {name}: {transform if isinstance(transform, str) else load}")
                     continue

@@ -39,7 +39,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import resource
 import shutil
 import subprocess
@@ -52,9 +51,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import _common as bench
+
 DEFAULT_SIZES = (10_000, 100_000, 1_000_000)
 QUICK_SIZES = (10_000, 100_000)
-RESULT_PREFIX = "BENCH-RESULT "
 TASK_MODULE = "bench_drp_tasks"
 
 INSTRUMENT = "BenchCam"
@@ -217,14 +217,6 @@ class CaseResult:
     qbb_exit: int | None = None
     counts: dict[str, int] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)
-
-
-def _log(message: str) -> None:
-    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 # -- the workload -------------------------------------------------------------------------------------
@@ -392,7 +384,7 @@ def run_setup(case_dir: Path, target: int) -> dict[str, Any]:
         registry.insert_dimension_records("visit_definition", definitions)
         records_s = time.perf_counter()
         registry.insert_dimension_records("visit_detector_region", detector_regions)
-        _log(
+        bench.log(
             f"N={target:,}: {len(detector_regions):,} detector regions in {time.perf_counter() - records_s:.1f} s"
         )
         # Raws: registered with datastore records, no files (the build never reads them).
@@ -459,7 +451,7 @@ def run_build(case_dir: Path) -> dict[str, Any]:
     pipeline = Pipeline.from_yaml(str(case_dir / "pipeline.yaml"))
     pipeline.write_yaml(case_dir / "expanded.yaml")
     pipeline_graph = PipelineGraph.from_pipeline(pipeline)
-    baseline = _peak_mb()
+    baseline = bench.peak_mb()
     with Butler(case_dir / "repo") as butler:
         start = time.perf_counter()
         builder = QuantumGraphBuilder(
@@ -474,7 +466,7 @@ def run_build(case_dir: Path) -> dict[str, Any]:
         )
         graph = builder.build()
         build_s = time.perf_counter() - start
-    build_peak = _peak_mb()
+    build_peak = bench.peak_mb()
     path = case_dir / "graph.qg"
     start = time.perf_counter()
     write_quantum_graph(graph, path)
@@ -512,7 +504,7 @@ def run_read(case_dir: Path) -> dict[str, Any]:
         pc.and_(pc.equal(table.column("exposure"), FIRST_VISIT), pc.equal(table.column("detector"), 0))
     )
     (case_dir / "qbb_node.txt").write_text(str(uuid.UUID(bytes=first.column("node_id")[0].as_py())))
-    return {"read_s": read_s, "read_peak_mb": _peak_mb()}
+    return {"read_s": read_s, "read_peak_mb": bench.peak_mb()}
 
 
 def run_single(case_dir: Path) -> dict[str, Any]:
@@ -533,7 +525,7 @@ def run_single(case_dir: Path) -> dict[str, Any]:
     return {
         "single_first_ms": times[0],
         "single_read_ms": statistics.median(times[1:] or times),
-        "single_peak_mb": _peak_mb(),
+        "single_peak_mb": bench.peak_mb(),
     }
 
 
@@ -579,11 +571,11 @@ def run_merge(case_dir: Path, max_files: int) -> dict[str, Any]:
                 file_path.write_bytes(b"x")
                 written += 1
         files_s = time.perf_counter() - start
-        baseline = _peak_mb()
+        baseline = bench.peak_mb()
         start = time.perf_counter()
         report = transfer_from_graph(butler, graph, register_dataset_types=True, update_chain=False)
         merge_s = time.perf_counter() - start
-        merge_peak = _peak_mb()
+        merge_peak = bench.peak_mb()
         start = time.perf_counter()
         again = transfer_from_graph(butler, graph)
         remerge_s = time.perf_counter() - start
@@ -672,17 +664,12 @@ def _run_phase(phase: str, target: int, case_dir: Path, extra: Sequence[str] = (
         str(case_dir),
         *extra,
     ]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(case_dir), os.environ.get("PYTHONPATH", "")])}
     start = time.perf_counter()
-    completed = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=False, env=env)
-    _log(
-        f"N={target:,}: {phase} phase took {time.perf_counter() - start:.1f} s (exit {completed.returncode})"
-    )
-    for line in completed.stdout.splitlines():
-        if line.startswith(RESULT_PREFIX):
-            data: dict[str, Any] = json.loads(line.removeprefix(RESULT_PREFIX))
-            return data
-    return f"{phase} phase failed (exit code {completed.returncode}); see the messages above"
+    data, exit_code = bench.run_phase_process(command, case_dir)
+    bench.log(f"N={target:,}: {phase} phase took {time.perf_counter() - start:.1f} s (exit {exit_code})")
+    if data is not None:
+        return data
+    return f"{phase} phase failed (exit code {exit_code}); see the messages above"
 
 
 def run_case(target: int, workdir: Path | None, max_files: int, with_qbb: bool, keep: bool) -> CaseResult:
@@ -703,7 +690,7 @@ def run_case(target: int, workdir: Path | None, max_files: int, with_qbb: bool, 
                     setattr(result, key, value)
     finally:
         if keep:
-            _log(f"N={target:,}: kept {case_dir}")
+            bench.log(f"N={target:,}: kept {case_dir}")
         else:
             shutil.rmtree(case_dir, ignore_errors=True)
     return result
@@ -747,10 +734,7 @@ def _row(cells: Sequence[str]) -> str:
 
 
 def _print_header(max_files: int) -> None:
-    print(
-        f"quanta quantum-graph benchmark  {time.strftime('%Y-%m-%d %H:%M')}  python {platform.python_version()}  "
-        f"{os.cpu_count()} CPUs  {platform.machine()}  load {os.getloadavg()[0]:.1f}"
-    )
+    bench.print_title("quantum-graph benchmark")
     print(
         "shape: isr (exposure, detector) -> calibrate (visit, detector) -> consolidateVisitSummary (visit),"
     )
@@ -772,21 +756,12 @@ def _print_header(max_files: int) -> None:
     print(
         "re-merge s       = the same merge again (registers nothing); merge MB = peak RSS of the merge process"
     )
-    print()
-    print(_row([name for name, _ in COLUMNS]))
-    print("  ".join("-" * width for _, width in COLUMNS), flush=True)
-
-
-def _parse_sizes(text: str) -> list[int]:
-    return [int(part.replace("_", "")) for part in text.split(",") if part.strip()]
+    bench.print_table_head(COLUMNS, _row)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    parser.add_argument(
-        "--sizes", type=_parse_sizes, default=None, help="target quanta counts (default 10k,100k,1M)"
-    )
-    parser.add_argument("--quick", action="store_true", help="sizes 10000 and 100000 only")
+    bench.add_size_options(parser, "target quanta counts (default 10k,100k,1M)", QUICK_SIZES)
     parser.add_argument(
         "--workdir", type=Path, help="directory for the case repositories (default: temporary)"
     )
@@ -812,7 +787,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             outcome = run_merge(args.case_dir, args.merge_files)
         else:
             outcome = PHASES[args.phase](args.case_dir)
-        print(RESULT_PREFIX + json.dumps(outcome), flush=True)
+        bench.print_result(outcome)
         return 0
 
     sizes = args.sizes or list(QUICK_SIZES if args.quick else DEFAULT_SIZES)

@@ -52,6 +52,7 @@ __all__ = [
     "StageResult",
     "acquire_quantum_graph",
     "prepare",
+    "run_info",
     "run_stages",
     "submit",
     "submit_prepared_dir",
@@ -84,7 +85,7 @@ class StageResult:
     service: WmsService | None = None
 
 
-def _run_info(config: BpsConfig) -> RunInfo:
+def run_info(config: BpsConfig) -> RunInfo:
     """Who and what the run is, from the resolved settings."""
     settings = config.settings
     return RunInfo(
@@ -128,7 +129,7 @@ def run_stages(
     An empty quantum graph raises `EmptyGraphError` and nothing is submitted.
     """
     config = _load_config(config_path, overrides)
-    run = _run_info(config)
+    run = run_info(config)
     service = None
     if until >= Stage.PREPARE:
         service_cls = load_service_class(config.settings.wms_service_class)

@@ -10,17 +10,16 @@ and refuses a clustering whose clusters depend on each other in a cycle.
 
 from __future__ import annotations
 
-import importlib
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from bps.errors import ClusteringError
-from bps.plugin_registry import load_entry_point
+from bps.plugin_registry import entry_point_names, load_by_name
 from bps.workflow_arrays import dependency_order, find_cycle, unique_inverse, unique_sorted, uuid_strings
 from graph.quantum_graph import QuantumGraph
 
@@ -241,22 +240,13 @@ def load_clustering_function(name: str) -> ClusteringFunction:
     ctrl_bps's names (``lsst.ctrl.bps.quantum_clustering_funcs.dimension_clustering``) map to ours.
     """
     short = _CTRL_BPS_NAMES.get(name, name)
-    found: Any = None
-    if "." not in short:
-        found = load_entry_point(CLUSTERING_GROUP, short)
-    else:
-        module_name, _, attribute = short.rpartition(".")
-        try:
-            module = importlib.import_module(module_name)
-        except ImportError as err:
-            raise ClusteringError(
-                f"clusterAlgorithm {name!r}: cannot import module {module_name!r} ({err})."
-            ) from None
-        found = getattr(module, attribute, None)
+    try:
+        found = load_by_name(CLUSTERING_GROUP, short)
+    except ImportError as err:
+        what = f"module {short.rpartition('.')[0]!r}" if "." in short else f"entry point {short!r}"
+        raise ClusteringError(f"clusterAlgorithm {name!r}: cannot import {what} ({err}).") from None
     if found is None or not callable(found):
-        from importlib.metadata import entry_points
-
-        known = sorted(point.name for point in entry_points(group=CLUSTERING_GROUP))
+        known = entry_point_names(CLUSTERING_GROUP)
         raise ClusteringError(
             f"clusterAlgorithm {name!r} is not a known clustering algorithm (known: {', '.join(known)}; "
             f"or a dotted path to a function)."

@@ -9,7 +9,14 @@ from typing import Any
 from bps.errors import EngineNotInstalledError
 from bps.wms import WmsService
 
-__all__ = ["ENGINE_EXTRAS", "engine_names", "load_entry_point", "load_service_class"]
+__all__ = [
+    "ENGINE_EXTRAS",
+    "engine_names",
+    "entry_point_names",
+    "load_by_name",
+    "load_entry_point",
+    "load_service_class",
+]
 
 WMS_GROUP = "quanta.wms"
 
@@ -17,9 +24,14 @@ ENGINE_EXTRAS = {"parsl": "parsl", "htcondor": "htcondor", "panda": "panda"}
 """The ``pip install quanta[<extra>]`` that brings each engine's library."""
 
 
+def entry_point_names(group: str) -> list[str]:
+    """The names registered in the entry-point ``group``, sorted."""
+    return sorted(point.name for point in entry_points(group=group))
+
+
 def engine_names() -> list[str]:
     """Short names of the installed engines."""
-    return sorted(point.name for point in entry_points(group=WMS_GROUP))
+    return entry_point_names(WMS_GROUP)
 
 
 def load_entry_point(group: str, name: str) -> Any:
@@ -30,6 +42,18 @@ def load_entry_point(group: str, name: str) -> Any:
     return None
 
 
+def load_by_name(group: str, name: str) -> Any:
+    """The object a short name registered in ``group`` or a dotted path ``module.attribute`` names.
+
+    None when nothing has that name (or the module lacks the attribute); an `ImportError` of the
+    module or of the entry point's target propagates.
+    """
+    if "." not in name:
+        return load_entry_point(group, name)
+    module_name, _, attribute = name.rpartition(".")
+    return getattr(importlib.import_module(module_name), attribute, None)
+
+
 def load_service_class(name: str) -> type[WmsService]:
     """The `WmsService` class for a short name (``parsl``) or a dotted class path.
 
@@ -37,7 +61,7 @@ def load_service_class(name: str) -> type[WmsService]:
     missing, and listing the known engines when the name is unknown.
     """
     try:
-        found = _load(name)
+        found = load_by_name(WMS_GROUP, name)
     except ModuleNotFoundError as err:
         extra = ENGINE_EXTRAS.get(name.rsplit(".", 1)[-1].lower(), ENGINE_EXTRAS.get(name, ""))
         hint = f"; install it with: pip install 'quanta[{extra}]'" if extra else ""
@@ -56,11 +80,3 @@ def load_service_class(name: str) -> type[WmsService]:
     if not (isinstance(found, type) and issubclass(found, WmsService)):
         raise EngineNotInstalledError(f"wmsServiceClass {name!r} is not a WmsService subclass.")
     return found
-
-
-def _load(name: str) -> Any:
-    if "." not in name:
-        return load_entry_point(WMS_GROUP, name)
-    module_name, _, attribute = name.rpartition(".")
-    module = importlib.import_module(module_name)
-    return getattr(module, attribute, None)

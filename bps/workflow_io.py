@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -38,9 +36,12 @@ FORMAT_VERSION = 1
 
 def save_workflow(workflow: GenericWorkflow, path: Path) -> None:
     """Write ``workflow`` to ``path`` atomically."""
+    # Imported here: loading a workflow (what the engines do) need not import the butler package.
+    from butler.atomic_files import write_text_atomically
+
     data = workflow_to_dict(workflow)
     text = json.dumps(data, separators=(",", ":"), ensure_ascii=False)
-    _write_atomically(Path(path), text)
+    write_text_atomically(path, text)
 
 
 def workflow_to_dict(workflow: GenericWorkflow) -> dict[str, Any]:
@@ -184,15 +185,3 @@ def _job_from_dict(data: dict[str, Any]) -> GenericWorkflowJob:
         environment=dict(data["environment"]),
         tags=dict(data["tags"]),
     )
-
-
-def _write_atomically(path: Path, text: str) -> None:
-    """Write a temporary file beside ``path`` (mode from the umask), then rename it over ``path``."""
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(temporary, "x", encoding="utf-8") as stream:
-            stream.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        temporary.unlink(missing_ok=True)
-        raise

@@ -5,20 +5,17 @@ from __future__ import annotations
 import json
 import logging
 import sys
-import traceback
 from dataclasses import dataclass
-from typing import Any
 
 import click
 
+from butler.cli.app import LOG_LEVELS, ErrorReportingGroup, log_level_option
 from butler.errors import ButlerError
 from graph.errors import GraphError
 
 from ..errors import BpsError
 
 __all__ = ["LOG_LEVELS", "BpsGroup", "CliState", "configure_logging", "main", "remove_log_handlers"]
-
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 _SHORT_FORMAT = "%(levelname)s %(name)s: %(message)s"
 _LONG_FORMAT = "%(asctime)s %(levelname)s %(name)s (%(process)d, %(threadName)s): %(message)s"
@@ -79,43 +76,20 @@ def remove_log_handlers() -> None:
     _installed.clear()
 
 
-class BpsGroup(click.Group):
+class BpsGroup(ErrorReportingGroup):
     """The ``bps`` group: any error becomes one ``Error: <message>`` line and the error's exit code.
 
     `BpsError`, `GraphError` and `ButlerError` carry their exit codes; an operating-system error
     exits 1. The traceback is printed too only with ``--log-level DEBUG``.
     """
 
-    def invoke(self, ctx: click.Context) -> Any:
-        """Run the subcommand; report an error as one line and exit with its code."""
-        try:
-            return super().invoke(ctx)
-        except (BpsError, GraphError, ButlerError) as err:
-            _show_traceback(ctx)
-            click.echo(f"Error: {err}", err=True)
-            ctx.exit(err.exit_code)
-        except OSError as err:
-            _show_traceback(ctx)
-            click.echo(f"Error: {err}", err=True)
-            ctx.exit(1)
-        except click.ClickException:
-            _show_traceback(ctx)
-            raise
-
-
-def _show_traceback(ctx: click.Context) -> None:
-    if str(ctx.params.get("log_level", "")).upper() == "DEBUG":
-        click.echo(traceback.format_exc(), err=True, nl=False)
+    reported_errors = (BpsError, GraphError, ButlerError, OSError)
 
 
 @click.group(cls=BpsGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option(
-    "--log-level",
-    type=click.Choice(LOG_LEVELS, case_sensitive=False),
-    metavar="[" + "|".join(LOG_LEVELS) + "]",
-    default="INFO",
-    show_default=True,
-    help="Logging threshold; INFO also logs each stage's time and peak memory; DEBUG also prints the "
+@log_level_option(
+    "INFO",
+    "Logging threshold; INFO also logs each stage's time and peak memory; DEBUG also prints the "
     "traceback of an error.",
 )
 @click.option("--long-log", is_flag=True, help="Log with time, process and thread.")

@@ -7,11 +7,9 @@ becomes ``Error: <message>`` with the error's exit code; the traceback is shown 
 
 from __future__ import annotations
 
-from typing import Any
-
 import click
 
-from butler.cli.app import LOG_LEVELS, configure_logging, show_traceback
+from butler.cli.app import ErrorReportingGroup, configure_logging, log_level_option
 from butler.errors import ButlerError
 
 from ..errors import GraphError
@@ -24,7 +22,7 @@ from .show_qgraph import show_qgraph
 __all__ = ["PipetaskGroup", "main"]
 
 
-class PipetaskGroup(click.Group):
+class PipetaskGroup(ErrorReportingGroup):
     """The ``pipetask`` group: turns pipeline-layer and butler errors into one-line messages.
 
     A `GraphError` or `ButlerError` from any subcommand is shown as ``Error: <message>`` and the
@@ -32,28 +30,11 @@ class PipetaskGroup(click.Group):
     ``--log-level DEBUG``.
     """
 
-    def invoke(self, ctx: click.Context) -> Any:
-        """Run the subcommand; report a `GraphError`/`ButlerError` as one message and exit with its code."""
-        try:
-            return super().invoke(ctx)
-        except (GraphError, ButlerError) as err:
-            show_traceback(ctx)
-            click.echo(f"Error: {err}", err=True)
-            ctx.exit(err.exit_code)
-        except click.ClickException:
-            show_traceback(ctx)
-            raise
+    reported_errors = (GraphError, ButlerError)
 
 
 @click.group(cls=PipetaskGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option(
-    "--log-level",
-    type=click.Choice(LOG_LEVELS, case_sensitive=False),
-    metavar="[" + "|".join(LOG_LEVELS) + "]",
-    default="WARNING",
-    show_default=True,
-    help="Logging threshold; DEBUG also prints the traceback of an error.",
-)
+@log_level_option("WARNING", "Logging threshold; DEBUG also prints the traceback of an error.")
 def main(log_level: str) -> None:
     """Build, inspect and run pipelines and quantum graphs."""
     configure_logging(log_level.upper())

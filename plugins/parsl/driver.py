@@ -31,6 +31,7 @@ from bps.errors import BpsError, SubmitDirError
 from bps.wms import WmsState
 from bps.workflow import GENERIC_WORKFLOW_FILE, GenericWorkflow, GenericWorkflowJob, WhenRun
 
+from .json_files import read_json_object
 from .parsl_adapter import ParslAdapter
 from .settings import ParslSiteSettings
 from .state import (
@@ -220,7 +221,7 @@ class Driver:
         index, attempt, _memory = self.in_flight.pop(future)
         job = self._job(index)
         exit_code, reason = self.adapter.outcome(future)
-        info = _read_info(attempt_info_path(self.submit_dir, job.name))
+        info = read_json_object(attempt_info_path(self.submit_dir, job.name)) or {}
         self._note_worker_group(info)
         if exit_code != 0 and info.get("attempt") == attempt and "exit_code" in info:
             exit_code, reason = int(info["exit_code"]), str(info.get("reason") or reason)
@@ -297,7 +298,7 @@ class Driver:
         self.events.cancelled()
         self.ready.clear()
         for index, _attempt, _memory in self.in_flight.values():
-            info = _read_info(attempt_info_path(self.submit_dir, self._job(index).name))
+            info = read_json_object(attempt_info_path(self.submit_dir, self._job(index).name)) or {}
             if "pgid" in info and "exit_code" not in info and info.get("host") == socket.gethostname():
                 kill_group(int(info["pgid"]), signal.SIGTERM)
         deadline = time.time() + 30
@@ -347,14 +348,6 @@ class Driver:
         ):
             return WmsState.SUCCEEDED
         return WmsState.FAILED
-
-
-def _read_info(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,7 +11,6 @@ Imports little (psutil only when memory is enforced) to keep per-job overhead lo
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import signal
 import socket
@@ -20,6 +19,8 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from .json_files import write_json_atomically
 
 EXIT_MEMORY = 247
 """Exit code when the job exceeded its memory request."""
@@ -81,12 +82,8 @@ def _kill_group(pgid: int) -> None:
 
 
 def _write_info(path: Path | None, info: dict[str, Any]) -> None:
-    if path is None:
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(info), encoding="utf-8")
-    os.replace(tmp, path)
+    if path is not None:
+        write_json_atomically(path, info)
 
 
 def run(argv: list[str]) -> int:

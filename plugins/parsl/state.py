@@ -19,6 +19,8 @@ from typing import Any
 from bps.errors import SubmitDirError
 from bps.wms import WmsState
 
+from .json_files import read_json_object, write_json_atomically
+
 __all__ = [
     "ENGINE_DIR",
     "DriverInfo",
@@ -56,14 +58,6 @@ def job_log_path(submit_dir: Path, label: str, job_name: str) -> Path:
 def attempt_info_path(submit_dir: Path, job_name: str) -> Path:
     """Where the job wrapper records the running attempt's process group and, at the end, its outcome."""
     return engine_dir(submit_dir) / ATTEMPTS_DIR / f"{job_name}.json"
-
-
-def write_json_atomically(path: Path, data: object) -> None:
-    """Write ``data`` as JSON to ``path`` through a temporary file and `os.replace`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def process_alive(pid: int) -> bool:
@@ -269,8 +263,7 @@ def read_attempt_infos(submit_dir: Path) -> dict[str, dict[str, Any]]:
     if not directory.is_dir():
         return infos
     for path in directory.glob("*.json"):
-        try:
-            infos[path.stem] = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue  # being replaced right now
+        info = read_json_object(path)
+        if info is not None:  # None: being replaced right now
+            infos[path.stem] = info
     return infos

@@ -13,10 +13,9 @@ from pathlib import Path
 from typing import ClassVar
 
 import pytest
-from click.testing import CliRunner
+from bps_cli import bps
 
 from bps import api
-from bps.cli import main
 from bps.progress import follow_run
 from bps.submit_dir import PreparedRun, write_prepared
 from bps.wms import (
@@ -134,13 +133,6 @@ def submitted_run(
     write_prepared(submit_dir, PreparedRun(service_class, service.settings.model_dump(by_alias=True), run))
     api.submit(service, WmsWorkflow(run, submit_dir))
     return submit_dir
-
-
-def bps(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(main, list(args))
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result.exit_code, result.stdout, result.stderr
 
 
 def test_status_exit_code_is_the_state_value(tmp_path: Path) -> None:

@@ -6,17 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from bps_cli import bps
 
-from bps.cli import main
 from bps.cli.submit_commands import overrides_from
-
-
-def bps(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(main, list(args))
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return result.exit_code, result.stdout, result.stderr
 
 
 def submit_file(tmp_path: Path, text: str) -> Path:

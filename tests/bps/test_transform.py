@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from synthetic_qgraph import make_qgraph
 
+from bps.api import run_info
 from bps.clustering import cluster_quanta
 from bps.config import BpsConfig, load_bps_config
 from bps.errors import ClusteringError
 from bps.transform import make_generic_workflow
-from bps.wms import RunInfo
 from bps.workflow import GenericWorkflow, JobKind, WhenRun
 
 BASE = """
@@ -56,19 +56,6 @@ def config_for(tmp_path: Path, extra: str = "") -> BpsConfig:
     path = tmp_path / "submit.yaml"
     path.write_text(BASE.format(tmp=tmp_path) + textwrap.dedent(extra))
     return load_bps_config(path)
-
-
-def run_info(config: BpsConfig) -> RunInfo:
-    s = config.settings
-    return RunInfo(
-        s.uniq_proc_name,
-        s.payload.output_run,
-        s.operator,
-        s.project,
-        s.campaign,
-        s.payload.payload_name,
-        s.compute_site,
-    )
 
 
 def transform(tmp_path: Path, extra: str = "") -> GenericWorkflow:

@@ -14,13 +14,18 @@ reads postISRCCD [multiple] and demo_refcat; init output src_schema) -> summary 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pipeline_test_tasks as tasks
 
 from butler import CollectionType, DatasetType, Registry, Timespan
+from graph.builder import QuantumGraphBuilder
 from graph.pipeline import Pipeline
 from graph.pipeline_graph import PipelineGraph
+from graph.quantum_graph import QuantumGraph
 
 INPUTS = "inputs"
 RAW_RUN = "raw/all"
@@ -158,3 +163,12 @@ def pipeline() -> Pipeline:
 def pipeline_graph() -> PipelineGraph:
     """The pipeline's graph."""
     return PipelineGraph.from_pipeline(pipeline())
+
+
+@contextmanager
+def quantum_graph(directory: Path, run: str) -> Iterator[QuantumGraph]:
+    """The pipeline's quantum graph (output run ``run``) over the campaign in a new SQLite registry in
+    ``directory``; the registry stays open while the block runs."""
+    with Registry.create(f"sqlite:///{directory / 'registry.sqlite3'}") as registry:
+        populate(registry)
+        yield QuantumGraphBuilder(pipeline_graph(), registry, [INPUTS], run).build()

@@ -10,8 +10,6 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from butler import Registry
-from graph.builder import QuantumGraphBuilder
 from graph.errors import QuantumGraphError
 from graph.qgraph_drawing import quantum_graph_to_networkx
 from graph.quantum_graph import (
@@ -32,10 +30,8 @@ RUN = "u/model/run"
 
 @pytest.fixture(scope="module")
 def graph(tmp_path_factory: pytest.TempPathFactory) -> Iterator[QuantumGraph]:
-    path = tmp_path_factory.mktemp("qg_model") / "registry.sqlite3"
-    with Registry.create(f"sqlite:///{path}") as registry:
-        campaign.populate(registry)
-        yield QuantumGraphBuilder(campaign.pipeline_graph(), registry, [campaign.INPUTS], RUN).build()
+    with campaign.quantum_graph(tmp_path_factory.mktemp("qg_model"), RUN) as graph:
+        yield graph
 
 
 def test_tables_follow_the_schemas(graph: QuantumGraph) -> None:

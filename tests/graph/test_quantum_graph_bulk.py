@@ -8,8 +8,6 @@ import builder_campaign as campaign
 import numpy as np
 import pytest
 
-from butler import Registry
-from graph.builder import QuantumGraphBuilder
 from graph.errors import QuantumGraphError
 from graph.quantum_graph import QuantumGraph, uuid_from_bytes
 
@@ -18,10 +16,8 @@ RUN = "u/bulk/run"
 
 @pytest.fixture(scope="module")
 def graph(tmp_path_factory: pytest.TempPathFactory) -> Iterator[QuantumGraph]:
-    path = tmp_path_factory.mktemp("qg_bulk") / "registry.sqlite3"
-    with Registry.create(f"sqlite:///{path}") as registry:
-        campaign.populate(registry)
-        yield QuantumGraphBuilder(campaign.pipeline_graph(), registry, [campaign.INPUTS], RUN).build()
+    with campaign.quantum_graph(tmp_path_factory.mktemp("qg_bulk"), RUN) as graph:
+        yield graph
 
 
 def test_offsets_cover_the_global_order(graph: QuantumGraph) -> None:
