@@ -59,7 +59,7 @@ from butler.butler import Butler
 from butler.data_coordinate import DataCoordinate, DataIdValue
 from butler.datasets import DatasetRef, DatasetType, random_dataset_ids
 from butler.file_datastore import FileDatastore
-from butler.merge import MergeReport, merge_outputs
+from butler.merge import MISSING_SAMPLE_SIZE, MergeReport, merge_outputs
 from butler.repository import create_repository
 from butler.timespan import Timespan
 from butler.timing import peak_rss_mb
@@ -349,7 +349,7 @@ def run_merge(backend: str, n: int, case_dir: Path, profile_dir: Path | None) ->
 
         result.registered = first.registered
         result.already_registered = second.already_registered
-        result.missing = len(first.missing)
+        result.missing = first.missing
         result.reregistered = second.registered
         result.errors = _check(butler, refs, first, second)
     return result
@@ -361,21 +361,24 @@ def _check(butler: Butler, refs: Sequence[DatasetRef], first: MergeReport, secon
     failed = _failed_indices(len(refs))
     expected_missing = {refs[i].id for i in failed}
     expected_registered = len(refs) - len(failed)
-    if {ref.id for ref in first.missing} != expected_missing:
-        errors.append(f"first merge reported {len(first.missing)} missing, expected the {len(failed)} failed")
+    missing_sample = {ref.id for ref in first.missing_sample}
+    if first.missing != len(failed) or len(missing_sample) != min(len(failed), MISSING_SAMPLE_SIZE):
+        errors.append(f"first merge reported {first.missing} missing, expected the {len(failed)} failed")
+    if not missing_sample <= expected_missing:
+        errors.append(f"sample of missing refs holds {len(missing_sample - expected_missing)} written ones")
     if (first.registered, first.already_registered) != (expected_registered, 0):
         errors.append(
             f"first merge: {first.registered} registered, {first.already_registered} already registered; "
             f"expected {expected_registered}, 0"
         )
-    if (second.registered, second.already_registered, len(second.missing)) != (
+    if (second.registered, second.already_registered, second.missing) != (
         0,
         expected_registered,
         len(failed),
     ):
         errors.append(
             f"re-merge: {second.registered} registered, {second.already_registered} already registered, "
-            f"{len(second.missing)} missing; expected 0, {expected_registered}, {len(failed)}"
+            f"{second.missing} missing; expected 0, {expected_registered}, {len(failed)}"
         )
     found = butler.registry.query_datasets(DATASET_TYPE, RUN, find_first=False)
     found_ids = {ref.id for ref in found}

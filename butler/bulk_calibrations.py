@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import sqlalchemy as sa
 
-from .bulk_fetch import RECORD_SCHEMA, UUID_TYPE, DatasetLookup, arrow_type, fetch_table
+from .bulk_fetch import RECORD_SCHEMA, UUID_TYPE, DatasetLookup, arrow_type, empty_table, fetch_table
 from .errors import InvalidQueryError
 
 if TYPE_CHECKING:
@@ -86,7 +86,7 @@ def find_calibrations(
         selected += [record_table.c[f] for f in record_fields]
         fields += [(f"record_{f}", RECORD_SCHEMA.field(f).type) for f in record_fields]
     found = fetch_table(conn, sa.select(*selected).select_from(joined), pa.schema(fields))
-    records = RECORD_SCHEMA.empty_table()
+    records = empty_table(RECORD_SCHEMA)
     if with_records:
         located = found.filter(pc.is_valid(found.column("record_datastore_name")))
         records = pa.Table.from_arrays(

@@ -22,7 +22,15 @@ import sqlalchemy as sa
 from .dimensions import DimensionUniverse, FieldType
 from .errors import InvalidQueryError
 
-__all__ = ["RECORD_SCHEMA", "UUID_TYPE", "DatasetLookup", "arrow_type", "fetch_table", "hex_to_uuid_array"]
+__all__ = [
+    "RECORD_SCHEMA",
+    "UUID_TYPE",
+    "DatasetLookup",
+    "arrow_type",
+    "empty_table",
+    "fetch_table",
+    "hex_to_uuid_array",
+]
 
 UUID_TYPE = pa.binary(16)
 """Arrow type of UUID columns."""
@@ -92,6 +100,11 @@ def hex_to_uuid_array(strings: pa.Array | pa.ChunkedArray) -> pa.FixedSizeBinary
     return pa.FixedSizeBinaryArray.from_buffers(UUID_TYPE, n, [None, pa.py_buffer(data.tobytes())])
 
 
+def empty_table(schema: pa.Schema) -> pa.Table:
+    """A table of ``schema`` with no rows (`pa.Schema.empty_table` imports pandas: 0.2 s, 70 MB)."""
+    return pa.Table.from_arrays([pa.nulls(0, f.type) for f in schema], schema=schema)
+
+
 def _text_types(schema: pa.Schema) -> dict[str, pa.DataType]:
     return {f.name: (pa.string() if f.type == UUID_TYPE else f.type) for f in schema}
 
@@ -154,7 +167,7 @@ def _fetch_postgresql(conn: sa.Connection, statement: sa.Select[Any], schema: pa
             buffer.write(block)
     data = buffer.getvalue()
     if not data:
-        return schema.empty_table()
+        return empty_table(schema)
     return _finish(_parse(data, schema, '"', [""]), schema)
 
 
@@ -180,5 +193,5 @@ def _fetch_sqlite(
             cursor.execute(f"DROP TABLE IF EXISTS {name}")
         cursor.close()
     if not tables:
-        return schema.empty_table()
+        return empty_table(schema)
     return _finish(pa.concat_tables(tables), schema)

@@ -21,9 +21,17 @@ import pyarrow.compute as pc
 import sqlalchemy as sa
 
 from .bulk_calibrations import find_calibrations
-from .bulk_fetch import RECORD_SCHEMA, UUID_TYPE, DatasetLookup, arrow_type, fetch_table, hex_to_uuid_array
+from .bulk_fetch import (
+    RECORD_SCHEMA,
+    UUID_TYPE,
+    DatasetLookup,
+    arrow_type,
+    empty_table,
+    fetch_table,
+    hex_to_uuid_array,
+)
 from .collections import CollectionManager, CollectionRecord, CollectionType
-from .database import Database
+from .database import Database, chunked
 from .dataset_sources import dataset_source, search_path
 from .dataset_types import DatasetTypeManager, RegisteredDatasetType
 from .dimensions import DimensionGroup
@@ -183,7 +191,7 @@ class BulkQueries:
         universe = self.tables.universe
         fields = [("dataset_id", UUID_TYPE), ("run", pa.string())]
         fields += [(k, arrow_type(universe, k)) for k in keys]
-        return DatasetLookup(pa.schema(fields).empty_table(), RECORD_SCHEMA.empty_table())
+        return DatasetLookup(empty_table(pa.schema(fields)), empty_table(RECORD_SCHEMA))
 
     def id_text(self, column: sa.ColumnElement[Any]) -> sa.ColumnElement[Any]:
         """A UUID column as text (hex digits, with or without dashes)."""
@@ -253,7 +261,7 @@ class BulkQueries:
         names = pa.array([self.collections.get_by_id(int(r)).name for r in unique_runs], pa.string())
         table = table.set_column(1, "run", names.take(pa.array(positions.astype(np.int64))))
         datasets = table.select(["dataset_id", "run", *(name for name, _ in key_columns)])
-        records = RECORD_SCHEMA.empty_table()
+        records = empty_table(RECORD_SCHEMA)
         if with_records:
             located = table.filter(pc.is_valid(table.column("record_datastore_name")))
             records = pa.Table.from_arrays(
@@ -262,6 +270,39 @@ class BulkQueries:
             )
             datasets = _distinct_datasets(datasets, records)
         return DatasetLookup(datasets, records)
+
+    def datasets_in_run(
+        self,
+        registered: RegisteredDatasetType,
+        run: CollectionRecord,
+        ids: Sequence[uuid.UUID] | None = None,
+    ) -> pa.Table:
+        """The datasets of one type in RUN ``run``: ``dataset_id`` (binary16), then the required data ID columns.
+
+        With ``ids``, only those among them (looked up 1,000 at a time); otherwise every one, in one
+        statement (what a merge uses to skip what is registered already).
+        """
+        tags = registered.tables.tags
+        keys = registered.dataset_type.dimensions.required
+        universe = self.tables.universe
+        schema = pa.schema([("dataset_id", UUID_TYPE), *((k, arrow_type(universe, k)) for k in keys)])
+        statement = sa.select(self.id_text(tags.c.dataset_id), *(tags.c[k] for k in keys)).where(
+            tags.c.dataset_type_id == registered.id, tags.c.collection_id == run.id
+        )
+        with self.db.transaction() as conn:
+            if ids is None:
+                return fetch_table(conn, statement, schema)
+            parts = [
+                fetch_table(conn, statement.where(tags.c.dataset_id.in_(self.id_parameters(chunk))), schema)
+                for chunk in chunked(ids, 1000)
+            ]
+        return pa.concat_tables(parts) if parts else empty_table(schema)
+
+    def id_parameters(self, ids: Iterable[uuid.UUID]) -> list[Any]:
+        """UUIDs as the database stores them, for statements run by `fetch_table` (which binds as given)."""
+        if self.db.dialect == "sqlite":
+            return [i.hex for i in ids]  # SQLAlchemy's Uuid type: 32 hex digits without a native UUID type
+        return list(ids)
 
     # -- entry points ----------------------------------------------------------------------------
 

@@ -9,12 +9,13 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import sqlalchemy as sa
 
 from .bulk_queries import BulkQueries, DataIdRows
 from .collections import ChainMode, CollectionManager, CollectionType
 from .data_coordinate import DataCoordinate, DimensionRecord
-from .database import Database, chunked
+from .database import Database, bulk_insert, chunked
 from .dataset_records import DatasetRecordStorage
 from .dataset_types import ComponentStorageClasses, DatasetTypeManager
 from .datasets import DatasetIdGenerationMode, DatasetRef, DatasetType
@@ -35,6 +36,9 @@ from .timing import log_duration
 __all__ = ["DatastoreRecord", "Registry"]
 
 _LOG = logging.getLogger(__name__)
+
+_RECORD_DEFAULTS: dict[str, Any] = {"component": "", "checksum": None, "file_size": None}
+"""Datastore-record columns a row may leave out."""
 
 DatastoreRecord = dict[str, Any]
 """A row of the datastore-record table: dataset_id, datastore_name, component, path, formatter,
@@ -240,6 +244,18 @@ class Registry:
         with self.transaction(), log_duration(_LOG, "Imported datasets"):
             return self._datasets.import_refs(refs)
 
+    def datasets_in_run(
+        self, dataset_type: DatasetType, run: str, ids: Sequence[uuid.UUID] | None = None
+    ) -> pa.Table:
+        """The registered datasets of ``dataset_type`` in RUN ``run`` (only those among ``ids`` if given), columnar.
+
+        Columns: ``dataset_id`` (binary16), then the type's required dimensions. The dataset type
+        must be registered with this definition and ``run`` must be a RUN collection, as for
+        `import_datasets`.
+        """
+        registered = self._datasets._registered(dataset_type)
+        return self._bulk.datasets_in_run(registered, self._datasets._run(run), ids)
+
     def get_dataset(self, dataset_id: uuid.UUID | str) -> DatasetRef | None:
         """The ref of a dataset by UUID, or None if there is none."""
         return self._datasets.get(dataset_id if isinstance(dataset_id, uuid.UUID) else uuid.UUID(dataset_id))
@@ -362,11 +378,22 @@ class Registry:
     # -- datastore records ------------------------------------------------------------------------------
 
     def insert_datastore_records(self, records: Iterable[DatastoreRecord]) -> None:
-        """Store file-location rows owned by a datastore (keyed by dataset UUID)."""
-        rows = [{"component": "", "checksum": None, "file_size": None, **r} for r in records]
+        """Store file-location rows owned by a datastore (keyed by dataset UUID).
+
+        Complete rows keyed by `uuid.UUID` go in through `bulk_insert` (COPY on PostgreSQL);
+        anything else through SQLAlchemy, which converts or rejects it.
+        """
+        table = self._tables.datastore_record
+        columns = tuple(table.c.keys())
+        complete = set(columns)
+        rows = [{**_RECORD_DEFAULTS, **r} for r in records]
         with self.transaction(), self._db.transaction() as conn:
+            if all(row.keys() == complete and isinstance(row["dataset_id"], uuid.UUID) for row in rows):
+                for chunk in chunked(rows):
+                    bulk_insert(conn, table, columns, [tuple(row[c] for c in columns) for row in chunk])
+                return
             for chunk in chunked(rows):
-                conn.execute(sa.insert(self._tables.datastore_record), chunk)
+                conn.execute(sa.insert(table), chunk)
 
     def fetch_datastore_records(
         self, datastore_name: str, dataset_ids: Iterable[uuid.UUID]

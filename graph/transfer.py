@@ -177,7 +177,7 @@ def transfer_from_graph(
             counts = report.by_task.setdefault(label, TaskTransferCounts())
             counts.registered += merged.registered
             counts.already_present += merged.already_registered
-            counts.missing += len(merged.missing)
+            counts.missing += merged.missing
         if update_chain and metadata.output:
             report.output_chain = metadata.output
             report.chain = update_output_chain(
