@@ -266,14 +266,14 @@ class BpsConfig:
         if found is None and name in TOP_KEYS:
             hint = f"payload.{name}" if name in PAYLOAD_KEYS else name
             raise BpsConfigError(
-                f"{self.path}: {_key_path(source, user)} ({_origin(source)}) uses {{{name}}}, but no layer "
+                f"{self.path}: {source.key_path(user)} ({_origin(source)}) uses {{{name}}}, but no layer "
                 f"sets {name}; set {hint} in the submit file or on the command line."
             )
         if found is None:
             known = {k for layer in self._layers for k in layer.top} | set(self._builtins)
             hint = did_you_mean(name, known)
             raise BpsConfigError(
-                f"{_where(source)}{_key_path(source, user)}: undefined variable {{{name}}}{hint or '.'}"
+                f"{_where(source)}{source.key_path(user)}: undefined variable {{{name}}}{hint or '.'}"
             )
         return found[0]
 
@@ -466,12 +466,6 @@ def _where(source: ValueSource) -> str:
 
 def _origin(source: ValueSource) -> str:
     return source.layer if source.file is None else f"{source.layer}, {source.file.name}"
-
-
-def _key_path(source: ValueSource, key: str) -> str:
-    if source.layer.startswith(("cluster.", "pipetask.", "site.")) or source.layer == "finalJob":
-        return f"{source.layer}.{key}"
-    return key
 
 
 def _login_name() -> str:

@@ -104,3 +104,12 @@ class ValueSource:
     """``command line``, ``cluster.step1``, ``pipetask.isr``, ``site.local``, ``submit file``,
     ``include a.yaml``, ``plugin defaults (parsl)``, ``bps defaults`` or ``bps defined``."""
     file: Path | None
+
+    @property
+    def is_section(self) -> bool:
+        """True for a scoped section (``cluster.x``, ``pipetask.x``, ``site.x``, ``finalJob``)."""
+        return self.layer.startswith(("cluster.", "pipetask.", "site.")) or self.layer == "finalJob"
+
+    def key_path(self, key: str) -> str:
+        """``key`` as written in its layer: ``pipetask.isr.requestMemory`` in a section, else ``key``."""
+        return f"{self.layer}.{key}" if self.is_section else key

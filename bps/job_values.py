@@ -151,14 +151,9 @@ def convert_job_value(key: str, value: object, source: ValueSource | None) -> ob
     except ValueError as err:
         where = f"{source.file}: " if source is not None and source.file is not None else ""
         path = key
-        if source is not None and (source.layer.startswith(_SECTIONS) or source.layer == "finalJob"):
-            path = f"{source.layer}.{key}"
-        elif source is not None:
-            path = f"{key} ({source.layer})"
+        if source is not None:
+            path = source.key_path(key) if source.is_section else f"{key} ({source.layer})"
         raise BpsConfigError(f"{where}{path}: expected {err}, got {value!r}.") from None
-
-
-_SECTIONS = ("cluster.", "pipetask.", "site.")
 
 
 class JobValueSource(Protocol):

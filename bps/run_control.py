@@ -14,7 +14,7 @@ from . import run_index
 from .errors import BpsConfigError, BpsError, CapabilityError, SubmitDirError
 from .plugin_registry import load_service_class
 from .submit_dir import RUN_FILE, RunRecord, read_prepared, write_run_record
-from .wms import Capability, RunInfo, RunReport, WmsService, WmsState
+from .wms import Capability, RunReport, WmsService, WmsState
 
 __all__ = [
     "cancel_run",
@@ -103,16 +103,7 @@ def restart_run(id_or_path: str) -> RunRecord:
     service = engine_for_run(old)
     require(service, Capability.RESTART, "restart")
     handle = service.restart(old.submit_dir)
-    run = RunInfo(
-        run_name=old.run_name,
-        output_run=old.output_run,
-        operator=old.operator,
-        project=old.project,
-        campaign=old.campaign,
-        payload_name=old.payload,
-        compute_site=old.compute_site,
-    )
-    record = RunRecord.from_handle(handle, run, submitted_at=time.time())
+    record = RunRecord.from_handle(handle, old.run, submitted_at=time.time())
     write_run_record(record)
     run_index.record_run(record)
     return record

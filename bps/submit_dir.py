@@ -147,6 +147,19 @@ class RunRecord:
         """The engine's handle of the run."""
         return RunHandle(self.engine, self.engine_version, self.run_id, self.run_name, self.submit_dir)
 
+    @property
+    def run(self) -> RunInfo:
+        """Who and what the run is, as at submission."""
+        return RunInfo(
+            run_name=self.run_name,
+            output_run=self.output_run,
+            operator=self.operator,
+            project=self.project,
+            campaign=self.campaign,
+            payload_name=self.payload,
+            compute_site=self.compute_site,
+        )
+
     def to_json_dict(self) -> dict[str, Any]:
         """JSON-able fields (paths as strings)."""
         content = dataclasses.asdict(self)

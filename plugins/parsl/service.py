@@ -204,8 +204,8 @@ class ParslService(WmsService):
         info = read_driver_info(submit_dir)
         run_state, messages = self._run_state(info)
         folded = read_run_state(submit_dir).jobs
-        pending = any(job.state is WmsState.PENDING for job in folded.values())
-        started = read_attempt_infos(submit_dir) if pending else {}
+        pending = [name for name, job in folded.items() if job.state is WmsState.PENDING]
+        started = read_attempt_infos(submit_dir, pending) if pending else {}
         counts: dict[str, dict[WmsState, int]] = {}
         exit_codes: dict[str, dict[int, int]] = {}
         reports: list[JobReport] = []

@@ -11,7 +11,7 @@ import json
 import os
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -256,14 +256,19 @@ def read_run_state(submit_dir: Path) -> RunState:
     return result
 
 
-def read_attempt_infos(submit_dir: Path) -> dict[str, dict[str, Any]]:
-    """The job wrapper's records by job name (running attempts have no ``exit_code``)."""
+def read_attempt_infos(submit_dir: Path, names: Iterable[str] | None = None) -> dict[str, dict[str, Any]]:
+    """The job wrapper's records by job name (running attempts have no ``exit_code``).
+
+    With ``names``, only those jobs' records are read (a report of a big run asks for the few
+    pending jobs, not every job's file).
+    """
     infos: dict[str, dict[str, Any]] = {}
     directory = engine_dir(submit_dir) / ATTEMPTS_DIR
     if not directory.is_dir():
         return infos
-    for path in directory.glob("*.json"):
+    paths = directory.glob("*.json") if names is None else (directory / f"{name}.json" for name in names)
+    for path in paths:
         info = read_json_object(path)
-        if info is not None:  # None: being replaced right now
+        if info is not None:  # None: missing, or being replaced right now
             infos[path.stem] = info
     return infos
